@@ -1,0 +1,95 @@
+"""pydeck layer builders for the offline map: boundaries as the base layer, labels.
+
+No basemap tiles are needed: city and district outlines are drawn from the shipped
+boundaries, so the map works on a network without internet.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pydeck as pdk
+
+from geo.boundaries import display_features, label_points
+
+# Province-wide view centred on the demo province.
+PROVINCE_VIEW = pdk.ViewState(longitude=117.25, latitude=31.85, zoom=6.3, pitch=0)
+
+
+def fill_colors(values: pd.Series, base: tuple[int, int, int] = (30, 90, 160)) -> list[list[int]]:
+    """RGBA per value, more opaque for larger values (a simple choropleth ramp)."""
+    top = float(values.max()) if len(values) and values.max() > 0 else 1.0
+    return [[*base, int(40 + 170 * float(v) / top)] for v in values]
+
+
+def city_layer(
+    fill: dict[str, list[int]] | None = None,
+    extra: dict[str, dict[str, object]] | None = None,
+    *,
+    layer_id: str = "cities",
+    pickable: bool = True,
+) -> pdk.Layer:
+    """City polygons, optionally filled per adcode and carrying extra tooltip properties.
+
+    Parameters
+    ----------
+    fill
+        RGBA per city adcode; cities not listed are drawn with a faint fill.
+    extra
+        Properties merged into each feature (e.g. counts for the tooltip), by adcode.
+    """
+    geojson = display_features("city")
+    for feature in geojson["features"]:
+        code = feature["properties"]["adcode"]
+        feature["properties"]["fill"] = (fill or {}).get(code, [200, 200, 200, 40])
+        feature["properties"].update((extra or {}).get(code, {}))
+    return pdk.Layer(
+        "GeoJsonLayer",
+        data=geojson,
+        id=layer_id,
+        stroked=True,
+        filled=True,
+        get_fill_color="properties.fill",
+        get_line_color=[40, 40, 40, 220],
+        line_width_min_pixels=1.5,
+        pickable=pickable,
+        auto_highlight=pickable,
+    )
+
+
+def district_layer(*, layer_id: str = "districts") -> pdk.Layer:
+    """District outlines only, thin and light, above the city fill."""
+    return pdk.Layer(
+        "GeoJsonLayer",
+        data=display_features("district", tolerance_deg=0.003),
+        id=layer_id,
+        stroked=True,
+        filled=False,
+        get_line_color=[90, 90, 90, 120],
+        line_width_min_pixels=0.5,
+        pickable=False,
+    )
+
+
+def label_layer(level: str = "city", *, size: int = 14, layer_id: str | None = None) -> pdk.Layer:
+    """Chinese names at a point inside each polygon.
+
+    pydeck reads a plain string argument as a JavaScript accessor expression, so the
+    literals `'auto'` (needed for CJK glyphs) and the font list must be passed quoted,
+    as one quoted string each.
+    """
+    labels = label_points(level)
+    return pdk.Layer(
+        "TextLayer",
+        data=labels[["name", "lon", "lat"]],
+        id=layer_id or f"{level}-labels",
+        get_position=["lon", "lat"],
+        get_text="name",
+        get_size=size,
+        get_color=[20, 20, 20, 255],
+        character_set="'auto'",
+        font_family="'Noto Sans CJK SC, Microsoft YaHei, PingFang SC, sans-serif'",
+        outline_width=2,
+        outline_color=[255, 255, 255, 220],
+        font_settings={"sdf": True},
+        pickable=False,
+    )

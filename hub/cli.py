@@ -1,0 +1,141 @@
+"""`python -m hub …`: set up, seed and measure the store from the command line.
+
+Every command takes `--db URL` (default: settings) and `--help`. Failures the user can
+fix print one line saying what and how, and exit non-zero; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from hub.settings import load_settings
+from hub.store import StoreError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(Exception):
+    """Bad arguments or a refused action: message for the user, exit code 1."""
+
+
+def _engine(args: argparse.Namespace):
+    from hub.store import make_engine
+
+    return make_engine(args.db or load_settings().database_url)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from hub.reference import load_reference
+    from hub.store import current_revision, transaction, upgrade
+
+    engine = _engine(args)
+    before = current_revision(engine)
+    upgrade(engine)
+    with transaction(engine) as session:
+        counts = load_reference(session=session)
+    after = current_revision(engine)
+    state = "created" if before is None else ("upgraded" if before != after else "up to date")
+    print(
+        f"store {state} at revision {after}: {counts['cities']} cities, "
+        f"{counts['districts']} districts, {counts['codes']} codes"
+    )
+    return 0
+
+
+def _parse_anchor(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise UsageError(f"--anchor {raw!r} is not an ISO date-time like 2026-11-22T08:00Z") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from hub import demo
+    from hub.store import current_revision, head_revision
+
+    engine = _engine(args)
+    if current_revision(engine) != head_revision():
+        cmd_init(args)
+    settings = load_settings()
+    bar = tqdm(unit=" rows", unit_scale=True, disable=args.quiet, file=sys.stderr)
+
+    def progress(table: str, rows: int, total: int) -> None:
+        bar.set_description(table)
+        bar.update(rows)
+
+    started = time.perf_counter()
+    try:
+        written = demo.seed(
+            engine,
+            settings,
+            size=args.size,
+            seed=args.seed,
+            anchor=_parse_anchor(args.anchor),
+            reset=args.reset,
+            progress=progress,
+        )
+    except demo.AlreadySeeded as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - started
+    total = sum(written.values())
+    print(f"demo province '{args.size}' (seed {args.seed}, synthetic): {total:,} rows in {seconds:.1f} s")
+    for table, n in written.items():
+        print(f"  {table:<20} {n:>12,}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from hub.bench import run_bench
+
+    return run_bench(db=args.db, only=args.only, size=args.size)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hub", description="Provincial public-safety data hub")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.add_argument("--db", metavar="URL", help="database URL (default: HUB_DATABASE_URL or data/hub.db)")
+        sp.set_defaults(handler=handler)
+        return sp
+
+    add("init", cmd_init, "create or upgrade the store to the current schema and load reference data")
+
+    d = add("demo", cmd_demo, "seed the synthetic demo province")
+    d.add_argument("--size", choices=["small", "demo", "province"], default="demo")
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--anchor", help="the demo's 'now' (ISO, UTC); default: the current hour")
+    d.add_argument("--reset", action="store_true", help="replace the records already in the store")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    b = add("bench", cmd_bench, "run the benchmarks and print figures beside the naive approach")
+    b.add_argument("--only", metavar="NAME", help="run only the jobs whose name contains NAME")
+    b.add_argument("--size", choices=["small", "demo", "province"], default="province")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,422 @@
+"""The provincial data standard as SQLAlchemy 2.0 typed models.
+
+Every shared record carries the owning city (`city_code`, GB/T 2260 adcode, the
+distribution key), its district where it has one, a classification, the feed batch it
+came from, a natural key `(city_code, source_id)` that makes re-ingesting idempotent,
+UTC timestamps and WGS84 coordinates. Personal identifiers are stored SM4-encrypted
+with a keyed blind index for equality search (see `hub.security.crypto`).
+
+Pages never import this module; they call hub services.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from hub.codes import CLASSIFICATIONS
+
+# Stable constraint names, so Alembic migrations are identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only aliases INTEGER PRIMARY KEY to its rowid; BIGINT would lose autoincrement.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# The text form SQLAlchemy's SQLite dialect stores DATETIME in; the bulk loader writes
+# the same so that range comparisons agree with ORM-written rows.
+SQLITE_TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always returned timezone-aware (UTC).
+
+    PostgreSQL keeps `timestamptz`; SQLite has no zone type, so values are stored as
+    naive UTC text and the zone is re-attached on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: timestamps must carry a time zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQL paths on SQLite
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+_CLASS_CHECK = "classification IN (" + ", ".join(f"'{c}'" for c in CLASSIFICATIONS) + ")"
+
+
+class Record:
+    """Columns every shared record carries (the standard's envelope)."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64))
+    classification: Mapped[str] = mapped_column(String(10), default="internal")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @declared_attr
+    def city_code(cls) -> Mapped[str]:
+        # No index of its own: the unique (city_code, source_id) index serves it.
+        return mapped_column(String(6), ForeignKey("cities.adcode"))
+
+    @declared_attr
+    def source_batch_id(cls) -> Mapped[int | None]:
+        return mapped_column(ForeignKey("feed_batches.id"), nullable=True)
+
+    @declared_attr.directive
+    def __table_args__(cls):
+        # The natural key is a unique *index* rather than a table constraint so the bulk
+        # loader can drop and rebuild it around a load (SQLite cannot drop a constraint).
+        return (
+            Index(f"uq_{cls.__tablename__}_city_code_source_id", "city_code", "source_id", unique=True),
+            CheckConstraint(_CLASS_CHECK, name="classification"),
+            *getattr(cls, "__extra_args__", ()),
+        )
+
+
+class InDistrict:
+    @declared_attr
+    def district_code(cls) -> Mapped[str | None]:
+        return mapped_column(String(6), ForeignKey("districts.adcode"), nullable=True)
+
+
+# --- geography and reference ----------------------------------------------------------
+
+
+class City(Base):
+    __tablename__ = "cities"
+
+    adcode: Mapped[str] = mapped_column(String(6), primary_key=True)
+    name: Mapped[str] = mapped_column(String(40))
+    name_en: Mapped[str] = mapped_column(String(40))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    geometry: Mapped[str] = mapped_column(Text, doc="GeoJSON geometry, WGS84")
+
+
+class District(Base):
+    __tablename__ = "districts"
+
+    adcode: Mapped[str] = mapped_column(String(6), primary_key=True)
+    city_code: Mapped[str] = mapped_column(ForeignKey("cities.adcode"), index=True)
+    name: Mapped[str] = mapped_column(String(40))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    geometry: Mapped[str] = mapped_column(Text, doc="GeoJSON geometry, WGS84")
+
+
+class CodeValue(Base):
+    """The code tables of `data/codes.toml`, published in the store."""
+
+    __tablename__ = "code_values"
+
+    table_name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    zh: Mapped[str] = mapped_column(String(80))
+    en: Mapped[str] = mapped_column(String(80))
+    position: Mapped[int] = mapped_column(Integer)
+    attrs: Mapped[str] = mapped_column(Text, default="{}", doc="JSON object")
+
+
+class FeedBatch(Base):
+    """One arrival of one city's feed: counts, timing and lineage."""
+
+    __tablename__ = "feed_batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    city_code: Mapped[str] = mapped_column(ForeignKey("cities.adcode"), index=True)
+    dataset: Mapped[str] = mapped_column(String(40))
+    source_name: Mapped[str] = mapped_column(String(200))
+    content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    spec: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    rows_inserted: Mapped[int] = mapped_column(Integer, default=0)
+    rows_updated: Mapped[int] = mapped_column(Integer, default=0)
+    rows_unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class FeedReject(Base):
+    """A feed row that did not enter the standard, kept with its raw text and reasons."""
+
+    __tablename__ = "feed_rejects"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("feed_batches.id"), index=True)
+    row_number: Mapped[int] = mapped_column(Integer)
+    raw: Mapped[str] = mapped_column(Text)
+    reasons: Mapped[str] = mapped_column(Text, doc="JSON list of reasons")
+
+
+# --- the shared records ---------------------------------------------------------------
+
+
+class Incident(Record, InDistrict, Base):
+    __tablename__ = "incidents"
+    __extra_args__ = (
+        Index("ix_incidents_ts_lon_lat", "ts", "lon", "lat"),
+        Index("ix_incidents_city_code_ts", "city_code", "ts"),
+        Index("ix_incidents_h3_r7_ts", "h3_r7", "ts"),
+        CheckConstraint("severity BETWEEN 1 AND 4", name="severity"),
+    )
+
+    type_code: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, doc="when it happened (UTC)")
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    h3_r7: Mapped[str] = mapped_column(String(15))
+    h3_r8: Mapped[str] = mapped_column(String(15))
+    address: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True, doc="free-text narrative")
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True)
+
+
+class Camera(Record, InDistrict, Base):
+    __tablename__ = "cameras"
+
+    name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(12), default="online")
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    road: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    at_border: Mapped[bool] = mapped_column(Boolean, default=False)
+    installed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Sighting(Record, InDistrict, Base):
+    """A plate read by a camera (卡口过车记录)."""
+
+    __tablename__ = "sightings"
+    __extra_args__ = (
+        Index("ix_sightings_plate_ts", "plate", "ts"),
+        Index("ix_sightings_camera_id_ts", "camera_id", "ts"),
+        Index("ix_sightings_city_code_ts", "city_code", "ts"),
+    )
+
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    plate: Mapped[str] = mapped_column(String(12))
+    plate_color: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    speed_kmh: Mapped[float | None] = mapped_column(Float, nullable=True)
+    direction: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+
+class Case(Record, InDistrict, Base):
+    __tablename__ = "cases"
+    __extra_args__ = (CheckConstraint("status IN ('open', 'closed')", name="status"),)
+
+    case_no: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    case_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Person(Record, InDistrict, Base):
+    """A person file. ID number and phone are SM4 ciphertext plus a blind index."""
+
+    __tablename__ = "persons"
+    __extra_args__ = (
+        Index("ix_persons_id_bidx", "id_bidx"),
+        Index("ix_persons_phone_bidx", "phone_bidx"),
+        Index("ix_persons_name", "name"),
+    )
+
+    name: Mapped[str] = mapped_column(String(60))
+    sex: Mapped[str | None] = mapped_column(String(1), nullable=True)
+    birth_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    id_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    id_bidx: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    phone_bidx: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class PersonCaseLink(Base):
+    __tablename__ = "person_case_links"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16), doc="suspect, victim, witness, missing")
+
+
+class Vehicle(Record, Base):
+    __tablename__ = "vehicles"
+    __extra_args__ = (Index("ix_vehicles_plate", "plate"),)
+
+    plate: Mapped[str] = mapped_column(String(12))
+    make: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    color: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    owner_person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), nullable=True)
+
+
+class VehicleCaseLink(Base):
+    __tablename__ = "vehicle_case_links"
+
+    vehicle_id: Mapped[int] = mapped_column(ForeignKey("vehicles.id"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16), doc="suspect_vehicle, stolen, involved")
+
+
+class RiskZone(Record, InDistrict, Base):
+    __tablename__ = "risk_zones"
+
+    name: Mapped[str] = mapped_column(String(120))
+    level: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(Text)
+    geometry: Mapped[str] = mapped_column(Text, doc="GeoJSON polygon, WGS84")
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Unit(Record, InDistrict, Base):
+    """A response unit (police car, SWAT, fire engine, ambulance) or a fixed hospital."""
+
+    __tablename__ = "units"
+
+    callsign: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16), default="available")
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    station: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    capacity: Mapped[int | None] = mapped_column(Integer, nullable=True, doc="hospital beds")
+    status_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HelpRequest(Record, InDistrict, Base):
+    """A public request for help (群众求助)."""
+
+    __tablename__ = "help_requests"
+    __extra_args__ = (Index("ix_help_requests_city_code_ts", "city_code", "ts"),)
+
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    caller_phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    caller_phone_bidx: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class Alert(Record, InDistrict, Base):
+    """A security alert or risk warning (预警)."""
+
+    __tablename__ = "alerts"
+
+    kind: Mapped[str] = mapped_column(String(20), doc="hotspot, fraud_wave, manual, ...")
+    level: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    radius_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+# --- people who use the hub -----------------------------------------------------------
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(60))
+    role: Mapped[str] = mapped_column(String(20))
+    city_code: Mapped[str | None] = mapped_column(ForeignKey("cities.adcode"), nullable=True)
+    district_code: Mapped[str | None] = mapped_column(
+        ForeignKey("districts.adcode"), nullable=True
+    )
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# The data classes shown on the overview, each with the tables that make it up.
+DATA_CLASSES: dict[str, tuple[type[Base], ...]] = {
+    "incidents": (Incident,),
+    "surveillance": (Camera, Sighting),
+    "cases": (Case,),
+    "persons": (Person,),
+    "alerts": (Alert,),
+    "help_requests": (HelpRequest,),
+}
+
+RECORD_MODELS: tuple[type[Base], ...] = (
+    Incident,
+    Camera,
+    Sighting,
+    Case,
+    Person,
+    Vehicle,
+    RiskZone,
+    Unit,
+    HelpRequest,
+    Alert,
+)

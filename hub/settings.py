@@ -1,0 +1,100 @@
+"""One settings object for the app, the CLI, the tests and Alembic.
+
+Values come from environment variables first, then from root-level keys of
+`.streamlit/secrets.toml` (the same keys Streamlit itself exposes as environment
+variables), then from demo defaults. The demo defaults are named so that
+`HUB_ENV=production` can refuse to start while any of them is still in use.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
+SECRETS_FILE = ROOT / ".streamlit" / "secrets.toml"
+
+# Demo-only keys: published in the repository, so never acceptable in production.
+DEMO_SM4_KEY = "00112233445566778899aabbccddeeff"
+DEMO_BLIND_INDEX_KEY = "demo-blind-index-key-not-for-production"
+DEMO_COOKIE_SECRET = "demo-cookie-secret-not-for-production"
+
+
+def default_database_url() -> str:
+    """The embedded store: a SQLite file under `data/`."""
+    return f"sqlite:///{DATA_DIR / 'hub.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed configuration; build it with :func:`load_settings`."""
+
+    database_url: str = field(default_factory=default_database_url)
+    env: str = "demo"
+    map_style: str | None = None
+    sm4_key_hex: str = DEMO_SM4_KEY
+    sm4_key_id: str = "demo-1"
+    blind_index_key: str = DEMO_BLIND_INDEX_KEY
+    timezone: str = "Asia/Shanghai"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def demo_defaults_in_use(self) -> list[str]:
+        """Names of settings that still hold a published demo value."""
+        found = []
+        if self.sm4_key_hex == DEMO_SM4_KEY:
+            found.append("HUB_SM4_KEY")
+        if self.blind_index_key == DEMO_BLIND_INDEX_KEY:
+            found.append("HUB_BLIND_INDEX_KEY")
+        return found
+
+
+_ENV_KEYS = {
+    "HUB_DATABASE_URL": "database_url",
+    "HUB_ENV": "env",
+    "HUB_MAP_STYLE": "map_style",
+    "HUB_SM4_KEY": "sm4_key_hex",
+    "HUB_SM4_KEY_ID": "sm4_key_id",
+    "HUB_BLIND_INDEX_KEY": "blind_index_key",
+    "HUB_TIMEZONE": "timezone",
+}
+
+
+def _secrets(path: Path) -> dict[str, object]:
+    if not path.is_file():
+        return {}
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def load_settings(
+    environ: dict[str, str] | None = None, secrets_file: Path = SECRETS_FILE
+) -> Settings:
+    """Read settings from the environment and `.streamlit/secrets.toml`.
+
+    Parameters
+    ----------
+    environ
+        Mapping to read instead of ``os.environ`` (tests).
+    secrets_file
+        Path of the TOML secrets file; missing is fine.
+
+    Returns
+    -------
+    Settings
+    """
+    env = os.environ if environ is None else environ
+    secrets = _secrets(secrets_file)
+    values: dict[str, str] = {}
+    for key, attr in _ENV_KEYS.items():
+        raw = env.get(key)
+        if raw is None and isinstance(secrets.get(key), str):
+            raw = secrets[key]
+        if raw:
+            values[attr] = raw
+    return Settings(**values)

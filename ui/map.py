@@ -1,0 +1,23 @@
+"""The map widget: pydeck on the offline boundary base layer, or a LAN style if set."""
+
+from __future__ import annotations
+
+import pydeck as pdk
+import streamlit as st
+
+from geo.layers import PROVINCE_VIEW
+
+
+def deck(layers: list[pdk.Layer], *, map_style: str | None, tooltip: dict | None = None,
+         view: pdk.ViewState = PROVINCE_VIEW) -> pdk.Deck:
+    """A Deck with no external basemap unless `map_style` (HUB_MAP_STYLE) names one."""
+    if map_style:
+        # A MapLibre style.json served on the LAN; Carto is pydeck's MapLibre provider.
+        return pdk.Deck(layers=layers, initial_view_state=view, map_provider="carto",
+                        map_style=map_style, tooltip=tooltip)
+    return pdk.Deck(layers=layers, initial_view_state=view, map_provider=None,
+                    map_style=None, tooltip=tooltip)
+
+
+def show(d: pdk.Deck, *, height: int = 620, key: str | None = None) -> None:
+    st.pydeck_chart(d, height=height, key=key)
