@@ -12,7 +12,7 @@ import pydeck as pdk
 from geo.boundaries import display_features, label_points
 
 # Province-wide view centred on the demo province.
-PROVINCE_VIEW = pdk.ViewState(longitude=117.25, latitude=31.85, zoom=6.3, pitch=0)
+PROVINCE_VIEW = pdk.ViewState(longitude=117.3, latitude=31.75, zoom=5.9, pitch=0)
 
 
 def fill_colors(values: pd.Series, base: tuple[int, int, int] = (30, 90, 160)) -> list[list[int]]:
@@ -70,14 +70,27 @@ def district_layer(*, layer_id: str = "districts") -> pdk.Layer:
     )
 
 
-def label_layer(level: str = "city", *, size: int = 14, layer_id: str | None = None) -> pdk.Layer:
+def label_layer(
+    level: str = "city",
+    *,
+    names: dict[str, str] | None = None,
+    size: int = 14,
+    layer_id: str | None = None,
+) -> pdk.Layer:
     """Chinese names at a point inside each polygon.
 
     pydeck reads a plain string argument as a JavaScript accessor expression, so the
     literals `'auto'` (needed for CJK glyphs) and the font list must be passed quoted,
     as one quoted string each.
+
+    Parameters
+    ----------
+    names
+        Text per adcode to show instead of the Chinese name (e.g. English names).
     """
     labels = label_points(level)
+    if names:
+        labels = labels.assign(name=labels["adcode"].map(names).fillna(labels["name"]))
     return pdk.Layer(
         "TextLayer",
         data=labels[["name", "lon", "lat"]],

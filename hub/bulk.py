@@ -99,10 +99,10 @@ def _write(conn: Connection, table: Table, df: pd.DataFrame) -> int:
         sql = f'INSERT INTO "{table.name}" ({", ".join(cols)}) VALUES ({marks})'
         raw.executemany(sql, rows)
     else:
-        with raw.cursor() as cur:
-            with cur.copy(f'COPY "{table.name}" ({", ".join(cols)}) FROM STDIN') as copy:
-                for row in rows:
-                    copy.write_row(row)
+        copy_sql = f'COPY "{table.name}" ({", ".join(cols)}) FROM STDIN'
+        with raw.cursor() as cur, cur.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(row)
     return len(rows)
 
 
@@ -116,5 +116,5 @@ def reset_sequences(engine: Engine, tables: Iterable[Table]) -> None:
                 continue
             conn.exec_driver_sql(
                 f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                f"COALESCE((SELECT MAX(id) FROM \"{table.name}\"), 0) + 1, false)"
+                f'COALESCE((SELECT MAX(id) FROM "{table.name}"), 0) + 1, false)'
             )

@@ -52,7 +52,9 @@ def _parse_anchor(raw: str | None) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
-        raise UsageError(f"--anchor {raw!r} is not an ISO date-time like 2026-11-22T08:00Z") from None
+        raise UsageError(
+            f"--anchor {raw!r} is not an ISO date-time like 2026-11-22T08:00Z"
+        ) from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -65,6 +67,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     engine = _engine(args)
     if current_revision(engine) != head_revision():
         cmd_init(args)
+    if args.if_empty and demo.record_count(engine):
+        print("the store already holds records: not seeding the demo")
+        return 0
     settings = load_settings()
     bar = tqdm(unit=" rows", unit_scale=True, disable=args.quiet, file=sys.stderr)
 
@@ -89,7 +94,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         bar.close()
     seconds = time.perf_counter() - started
     total = sum(written.values())
-    print(f"demo province '{args.size}' (seed {args.seed}, synthetic): {total:,} rows in {seconds:.1f} s")
+    print(
+        f"demo province '{args.size}' (seed {args.seed}, synthetic): {total:,} rows in {seconds:.1f} s"
+    )
     for table, n in written.items():
         print(f"  {table:<20} {n:>12,}")
     return 0
@@ -102,22 +109,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hub", description="Provincial public-safety data hub")
+    p = argparse.ArgumentParser(
+        prog="python -m hub", description="Provincial public-safety data hub"
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
-        sp.add_argument("--db", metavar="URL", help="database URL (default: HUB_DATABASE_URL or data/hub.db)")
+        sp.add_argument(
+            "--db", metavar="URL", help="database URL (default: HUB_DATABASE_URL or data/hub.db)"
+        )
         sp.set_defaults(handler=handler)
         return sp
 
-    add("init", cmd_init, "create or upgrade the store to the current schema and load reference data")
+    add(
+        "init",
+        cmd_init,
+        "create or upgrade the store to the current schema and load reference data",
+    )
 
     d = add("demo", cmd_demo, "seed the synthetic demo province")
     d.add_argument("--size", choices=["small", "demo", "province"], default="demo")
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--anchor", help="the demo's 'now' (ISO, UTC); default: the current hour")
     d.add_argument("--reset", action="store_true", help="replace the records already in the store")
+    d.add_argument("--if-empty", action="store_true", help="seed only a store with no records")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
 
     b = add("bench", cmd_bench, "run the benchmarks and print figures beside the naive approach")

@@ -110,11 +110,27 @@ def _district_weights(districts: pd.DataFrame) -> np.ndarray:
 def _points_in_districts(
     districts: pd.DataFrame, idx: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Points inside district `idx[i]` and inside its city's outline too.
+
+    District and city outlines were simplified separately and disagree in slivers
+    along borders; a point there is drawn again.
+    """
     lon = np.empty(len(idx))
     lat = np.empty(len(idx))
     for d in np.unique(idx):
         sel = np.flatnonzero(idx == d)
-        lon[sel], lat[sel] = random_points_in(districts.geometry.iloc[d], len(sel), rng)
+        code = districts["adcode"].iloc[d]
+        got_lon, got_lat = [], []
+        missing = len(sel)
+        while missing > 0:
+            x, y = random_points_in(districts.geometry.iloc[d], missing + 4, rng)
+            _, district = assign_city_district(x, y, strict=True)
+            ok = district == code
+            got_lon.append(x[ok])
+            got_lat.append(y[ok])
+            missing -= int(ok.sum())
+        lon[sel] = np.concatenate(got_lon)[: len(sel)]
+        lat[sel] = np.concatenate(got_lat)[: len(sel)]
     return lon, lat
 
 
@@ -177,7 +193,10 @@ def _plates(n: int, cities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     body[:, :2] = np.where(rng.random((n, 2)) < 0.7, rng.choice(_DIGITS, size=(n, 2)), body[:, :2])
     ordinary = np.array(["".join(r) for r in body])
     nev = np.array(
-        ["DF"[i] + "".join(d) for i, d in zip(rng.integers(0, 2, n), rng.choice(_DIGITS, size=(n, 5)), strict=True)]
+        [
+            "DF"[i] + "".join(d)
+            for i, d in zip(rng.integers(0, 2, n), rng.choice(_DIGITS, size=(n, 5)), strict=True)
+        ]
     )
     use_nev = rng.random(n) < 0.1
     return np.char.add(np.char.add("皖", letters), np.where(use_nev, nev, ordinary))
@@ -319,7 +338,7 @@ def _hotspots(districts: pd.DataFrame, size: Size, rng: np.random.Generator) -> 
 
 
 def _assign(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    city, district = assign_city_district(lon, lat)
+    city, district = assign_city_district(lon, lat, strict=True)
     ok = np.array([c is not None and d is not None for c, d in zip(city, district, strict=True)])
     return city, district, ok
 
@@ -339,15 +358,13 @@ def _incidents(districts, hotspots, size, rng, anchor, district_name, city_name)
     lat = lat0 + rng.normal(0, 1, n_hot) * sig / 110.57
     city, district, ok = _assign(lon, lat)
     lon, lat, city, district = lon[ok], lat[ok], city[ok], district[ok]
-    # The rest spread over districts, urban ones weighted up; always inside.
-    n_rest = n - len(lon)
-    d_idx = rng.choice(len(districts), size=n_rest, p=_district_weights(districts))
+    # The rest spread over districts, urban ones weighted up.
+    d_idx = rng.choice(len(districts), size=n - len(lon), p=_district_weights(districts))
     lon2, lat2 = _points_in_districts(districts, d_idx, rng)
-    city2, district2, ok2 = _assign(lon2, lat2)
-    lon = np.concatenate([lon, lon2[ok2]])
-    lat = np.concatenate([lat, lat2[ok2]])
-    city = np.concatenate([city, city2[ok2]])
-    district = np.concatenate([district, district2[ok2]])
+    lon = np.concatenate([lon, lon2])
+    lat = np.concatenate([lat, lat2])
+    city = np.concatenate([city, districts["parent_adcode"].to_numpy()[d_idx]])
+    district = np.concatenate([district, districts["adcode"].to_numpy()[d_idx]])
     n = len(lon)
 
     weights = np.array([t.attrs["weight"] for t in types], float)
@@ -418,7 +435,9 @@ def _cameras(cities, districts, size, rng, anchor, district_name):
     for road_id, (a, b, line) in enumerate(_roads(cities)):
         length_km = haversine_m(*line.coords[0], *line.coords[-1]) / 1000
         road_name = f"{city_name[a][:2]}{city_name[b][:2]}公路"
-        positions = list(np.arange(size.road_camera_spacing_km / 2, length_km, size.road_camera_spacing_km))
+        positions = list(
+            np.arange(size.road_camera_spacing_km / 2, length_km, size.road_camera_spacing_km)
+        )
         # A checkpoint 300 m each side of every point where the road crosses a border.
         crossings = line.intersection(shapely.union_all([g.boundary for g in city_geom.values()]))
         border_km = []
@@ -434,7 +453,9 @@ def _cameras(cities, districts, size, rng, anchor, district_name):
                 {
                     "lon": pt.x,
                     "lat": pt.y,
-                    "kind": "checkpoint" if at_border else ("alpr" if rng.random() < 0.8 else "panoramic"),
+                    "kind": "checkpoint"
+                    if at_border
+                    else ("alpr" if rng.random() < 0.8 else "panoramic"),
                     "road": road_name,
                     "road_id": road_id,
                     "road_km": km,
@@ -443,7 +464,7 @@ def _cameras(cities, districts, size, rng, anchor, district_name):
             )
         roads.append((road_id, a, b, length_km))
     urban = districts[districts["name"].str.endswith("区")]
-    for city, group in urban.groupby("parent_adcode"):
+    for _city, group in urban.groupby("parent_adcode"):
         idx = rng.choice(len(group), size=size.urban_cameras_per_city)
         for i in idx:
             d = group.iloc[i]
@@ -465,8 +486,10 @@ def _cameras(cities, districts, size, rng, anchor, district_name):
     df["city_code"], df["district_code"] = city[ok], district[ok]
     n = len(df)
     df["name"] = [
-        f"{district_name[d]}{r}{'K%d' % k if rid >= 0 else ''}{'市界卡口' if bd else '监控点'}"
-        for d, r, k, rid, bd in zip(df.district_code, df.road, df.road_km, df.road_id, df.at_border, strict=True)
+        f"{district_name[d]}{r}{f'K{k:.0f}' if rid >= 0 else ''}{'市界卡口' if bd else '监控点'}"
+        for d, r, k, rid, bd in zip(
+            df.district_code, df.road, df.road_km, df.road_id, df.at_border, strict=True
+        )
     ]
     df["status"] = np.where(rng.random(n) < 0.93, "online", "offline")
     df["classification"] = "internal"
@@ -504,7 +527,8 @@ def _sightings(cameras: pd.DataFrame, roads: pd.DataFrame, size, rng, anchor) ->
     city_off = np.cumsum(per_city) - per_city
     town_cam = town["id"].to_numpy()
 
-    n_target = size.sightings - 40
+    pursuit = _pursuit_sightings(cameras, anchor)
+    n_target = size.sightings - len(pursuit)
     n_vehicles = max(200, n_target // 12)
     pop = np.array([POPULATION[c] for c in city_list], float)
     home = rng.choice(len(city_list), size=n_vehicles, p=pop / pop.sum())
@@ -524,7 +548,11 @@ def _sightings(cameras: pd.DataFrame, roads: pd.DataFrame, size, rng, anchor) ->
         reverse = (rng.random(batch) < 0.5)[trip]
         dist = np.where(reverse, road_len[r][trip] - km, km)
         speed = rng.uniform(60, 110, size=batch)[trip]
-        start = _local_times(batch, anchor - timedelta(hours=3), size.days, rng).dt.tz_localize(None).to_numpy()
+        start = (
+            _local_times(batch, anchor - timedelta(hours=3), size.days, rng)
+            .dt.tz_localize(None)
+            .to_numpy()
+        )
         hit = rng.random(len(idx)) < 0.9
         cams.append(flat_cam[idx][hit])
         vehs.append(rng.integers(0, n_vehicles, size=batch)[trip][hit])
@@ -539,7 +567,9 @@ def _sightings(cameras: pd.DataFrame, roads: pd.DataFrame, size, rng, anchor) ->
         cams.append(town_cam[city_off[city] + (rng.random(len(trip)) * per_city[city]).astype(int)])
         vehs.append(v[trip])
         gap = rng.uniform(120, 1500, size=len(trip))
-        elapsed = np.cumsum(gap) - np.repeat(np.cumsum(gap)[np.cumsum(hops) - hops] - gap[np.cumsum(hops) - hops], hops)
+        elapsed = np.cumsum(gap) - np.repeat(
+            np.cumsum(gap)[np.cumsum(hops) - hops] - gap[np.cumsum(hops) - hops], hops
+        )
         start = _local_times(len(v), anchor, size.days, rng).dt.tz_localize(None).to_numpy()
         times.append(start[trip] + elapsed.astype("timedelta64[s]"))
         speeds.append(np.full(len(trip), np.nan))
@@ -553,7 +583,7 @@ def _sightings(cameras: pd.DataFrame, roads: pd.DataFrame, size, rng, anchor) ->
         }
     )
     df = df[df["ts"] <= pd.Timestamp(anchor)].head(n_target)
-    df = pd.concat([df, _pursuit_sightings(cameras, anchor)], ignore_index=True)
+    df = pd.concat([df, pursuit], ignore_index=True)
     cam = cameras.set_index("id")
     for col in ("city_code", "district_code", "lon", "lat"):
         df[col] = cam[col].reindex(df["camera_id"]).to_numpy()
@@ -573,7 +603,9 @@ def _pursuit_sightings(cameras: pd.DataFrame, anchor: datetime) -> pd.DataFrame:
     outbound = km if pair[0] == PURSUIT_FROM else km.max() - km
     road = road.assign(dist=outbound).sort_values("dist")
     # Keep the last few 合肥 cameras before the border and the first few in 滁州.
-    seq = pd.concat([road[from_city.loc[road.index]].tail(4), road[~from_city.loc[road.index]].head(4)])
+    seq = pd.concat(
+        [road[from_city.loc[road.index]].tail(4), road[~from_city.loc[road.index]].head(4)]
+    )
     town = cameras[(cameras["city_code"] == PURSUIT_FROM) & (cameras["road_id"] < 0)].head(2)
     start = pd.Timestamp(anchor) - pd.Timedelta(minutes=95)
     speed = 95.0
@@ -603,19 +635,26 @@ def _cases_and_people(size, rng, anchor, districts, cipher):
     city = districts["parent_adcode"].to_numpy()[d_idx]
     district = districts["adcode"].to_numpy()[d_idx]
     ctype = rng.choice(case_types, size=n)
-    opened = pd.Series(pd.Timestamp(anchor) - pd.to_timedelta(rng.integers(3600, 180 * 86400, n), unit="s"))
+    opened = pd.Series(
+        pd.Timestamp(anchor) - pd.to_timedelta(rng.integers(3600, 180 * 86400, n), unit="s")
+    )
     status = np.where(rng.random(n) < 0.6, "open", "closed")
     titles = {c.code: c.zh for c in codes("case_type")}
     cases = pd.DataFrame(
         {
             "city_code": city,
             "district_code": district,
-            "classification": _classify(n, {"internal": 0.6, "sensitive": 0.35, "secret": 0.05}, rng),
+            "classification": _classify(
+                n, {"internal": 0.6, "sensitive": 0.35, "secret": 0.05}, rng
+            ),
             "case_type": ctype,
             "status": status,
             "opened_at": opened,
             "closed_at": opened.where(status == "closed") + pd.Timedelta(days=20),
-            "title": [f"（合成）{districts.name.iloc[i]}{titles[t]}" for i, t in zip(d_idx, ctype, strict=True)],
+            "title": [
+                f"（合成）{districts.name.iloc[i]}{titles[t]}"
+                for i, t in zip(d_idx, ctype, strict=True)
+            ],
         }
     )
     cases = cases.sort_values("opened_at", kind="stable").reset_index(drop=True)
@@ -651,7 +690,9 @@ def _cases_and_people(size, rng, anchor, districts, cipher):
         {
             "city_code": districts["parent_adcode"].to_numpy()[pd_idx],
             "district_code": districts["adcode"].to_numpy()[pd_idx],
-            "classification": _classify(p, {"internal": 0.25, "sensitive": 0.7, "secret": 0.05}, rng),
+            "classification": _classify(
+                p, {"internal": 0.25, "sensitive": 0.7, "secret": 0.05}, rng
+            ),
             "name": _names(p, rng),
             "sex": ["M" if int(i[16]) % 2 else "F" for i in ids],
             "birth_date": [t.date() for t in births],
@@ -660,7 +701,10 @@ def _cases_and_people(size, rng, anchor, districts, cipher):
             "phone_enc": [cipher.encrypt("phone", x) for x in phones],
             "phone_bidx": [cipher.blind_index("phone", x) for x in phones],
             "key_id": cipher.key_id,
-            "address": [f"{districts.name.iloc[d]}{rng.choice(_STREETS)}{rng.integers(1, 300)}号" for d in pd_idx],
+            "address": [
+                f"{districts.name.iloc[d]}{rng.choice(_STREETS)}{rng.integers(1, 300)}号"
+                for d in pd_idx
+            ],
         }
     )
     # Each case names one to three people; the first is a suspect.
@@ -681,12 +725,16 @@ def _cases_and_people(size, rng, anchor, districts, cipher):
             "city_code": persons["city_code"].to_numpy()[owners],
             "classification": "internal",
             "plate": plates,
-            "make": rng.choice(["大众", "丰田", "比亚迪", "吉利", "奇瑞", "江淮"], size=len(owners)),
+            "make": rng.choice(
+                ["大众", "丰田", "比亚迪", "吉利", "奇瑞", "江淮"], size=len(owners)
+            ),
             "color": rng.choice(["白", "黑", "银", "红", "蓝"], size=len(owners)),
             "owner_person_id": owners + 1,
         }
     )
-    suspect = int(links_df[(links_df.case_id == 1) & (links_df.role == "suspect")].person_id.iloc[0])
+    suspect = int(
+        links_df[(links_df.case_id == 1) & (links_df.role == "suspect")].person_id.iloc[0]
+    )
     pursuit_car = pd.DataFrame(
         {
             "city_code": [PURSUIT_FROM],
@@ -697,7 +745,9 @@ def _cases_and_people(size, rng, anchor, districts, cipher):
             "owner_person_id": [suspect],
         }
     )
-    vehicles = pd.concat([pursuit_car, vehicles[vehicles.plate != PURSUIT_PLATE]], ignore_index=True)
+    vehicles = pd.concat(
+        [pursuit_car, vehicles[vehicles.plate != PURSUIT_PLATE]], ignore_index=True
+    )
     vlinks = pd.DataFrame({"vehicle_id": [1], "case_id": [1], "role": ["suspect_vehicle"]})
     return cases, persons, links_df, vehicles, vlinks
 
@@ -728,8 +778,22 @@ def _risk_zones(hotspots, rng, anchor, city_name) -> pd.DataFrame:
     return df
 
 
-_UNIT_MIX = [("patrol_car", 0.55), ("traffic", 0.12), ("swat", 0.05), ("fire_engine", 0.1), ("ambulance", 0.12), ("hospital", 0.06)]
-_UNIT_SHORT = {"patrol_car": "巡", "traffic": "交", "swat": "特", "fire_engine": "消", "ambulance": "救", "hospital": "医院"}
+_UNIT_MIX = [
+    ("patrol_car", 0.55),
+    ("traffic", 0.12),
+    ("swat", 0.05),
+    ("fire_engine", 0.1),
+    ("ambulance", 0.12),
+    ("hospital", 0.06),
+]
+_UNIT_SHORT = {
+    "patrol_car": "巡",
+    "traffic": "交",
+    "swat": "特",
+    "fire_engine": "消",
+    "ambulance": "救",
+    "hospital": "医院",
+}
 
 
 def _units(districts, size, rng, anchor, city_name) -> pd.DataFrame:
@@ -751,14 +815,20 @@ def _units(districts, size, rng, anchor, city_name) -> pd.DataFrame:
                     "classification": "internal",
                     "callsign": f"{city_name[city][:2]}{_UNIT_SHORT[k]}{i + 1:03d}",
                     "kind": k,
-                    "status": "available" if k == "hospital" else str(
-                        rng.choice(["available", "dispatched", "en_route", "on_scene", "out_of_service"], p=[0.7, 0.08, 0.07, 0.1, 0.05])
+                    "status": "available"
+                    if k == "hospital"
+                    else str(
+                        rng.choice(
+                            ["available", "dispatched", "en_route", "on_scene", "out_of_service"],
+                            p=[0.7, 0.08, 0.07, 0.1, 0.05],
+                        )
                     ),
                     "lon": round(float(lon[i]), 6),
                     "lat": round(float(lat[i]), 6),
                     "station": f"{group.name.iloc[d_idx[i]]}{'医院' if k == 'hospital' else '站'}",
                     "capacity": int(rng.integers(100, 1500)) if k == "hospital" else None,
-                    "status_at": pd.Timestamp(anchor) - pd.Timedelta(minutes=int(rng.integers(0, 600))),
+                    "status_at": pd.Timestamp(anchor)
+                    - pd.Timedelta(minutes=int(rng.integers(0, 600))),
                 }
             )
     df = pd.DataFrame(rows)
@@ -780,7 +850,9 @@ def _help_requests(districts, size, rng, anchor, cipher) -> pd.DataFrame:
         {
             "city_code": districts["parent_adcode"].to_numpy()[d_idx],
             "district_code": districts["adcode"].to_numpy()[d_idx],
-            "classification": _classify(n, {"public": 0.2, "internal": 0.75, "sensitive": 0.05}, rng),
+            "classification": _classify(
+                n, {"public": 0.2, "internal": 0.75, "sensitive": 0.05}, rng
+            ),
             "kind": kind,
             "status": np.where(age_h < 1, "open", np.where(age_h < 6, "handling", "closed")),
             "ts": ts,
@@ -828,9 +900,20 @@ def _alerts(hotspots, size, rng, anchor, city_name) -> pd.DataFrame:
 # --- writing it -------------------------------------------------------------------------
 
 _RECORD_TABLES = [
-    "alerts", "help_requests", "units", "risk_zones", "incidents", "sightings", "cameras",
-    "vehicle_case_links", "vehicles", "person_case_links", "persons", "cases",
-    "feed_rejects", "feed_batches",
+    "alerts",
+    "help_requests",
+    "units",
+    "risk_zones",
+    "incidents",
+    "sightings",
+    "cameras",
+    "vehicle_case_links",
+    "vehicles",
+    "person_case_links",
+    "persons",
+    "cases",
+    "feed_rejects",
+    "feed_batches",
 ]  # fmt: skip — children first, for deleting
 
 
@@ -888,7 +971,9 @@ def seed(
             table,
             [df],
             rebuild_indexes=big,
-            progress=(lambda k, name=name, total=len(df): progress(name, k, total)) if progress else None,
+            progress=(lambda k, name=name, total=len(df): progress(name, k, total))
+            if progress
+            else None,
         )
     reset_sequences(engine, [tables[n] for n in data])
     return written

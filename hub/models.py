@@ -111,7 +111,9 @@ class Record:
         # The natural key is a unique *index* rather than a table constraint so the bulk
         # loader can drop and rebuild it around a load (SQLite cannot drop a constraint).
         return (
-            Index(f"uq_{cls.__tablename__}_city_code_source_id", "city_code", "source_id", unique=True),
+            Index(
+                f"uq_{cls.__tablename__}_city_code_source_id", "city_code", "source_id", unique=True
+            ),
             CheckConstraint(_CLASS_CHECK, name="classification"),
             *getattr(cls, "__extra_args__", ()),
         )
@@ -387,9 +389,7 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(60))
     role: Mapped[str] = mapped_column(String(20))
     city_code: Mapped[str | None] = mapped_column(ForeignKey("cities.adcode"), nullable=True)
-    district_code: Mapped[str | None] = mapped_column(
-        ForeignKey("districts.adcode"), nullable=True
-    )
+    district_code: Mapped[str | None] = mapped_column(ForeignKey("districts.adcode"), nullable=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)

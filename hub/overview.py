@@ -41,7 +41,9 @@ def province_overview(*, session: Session, count_secret: bool = False) -> Provin
         Include secret records in the counts (province roles only).
     """
     cities = session.execute(select(City.adcode, City.name, City.name_en).order_by(City.adcode))
-    frame = pd.DataFrame(cities.all(), columns=["city_code", "name", "name_en"]).set_index("city_code")
+    frame = pd.DataFrame(cities.all(), columns=["city_code", "name", "name_en"]).set_index(
+        "city_code"
+    )
     for data_class, models in DATA_CLASSES.items():
         total = pd.Series(0, index=frame.index, dtype="int64")
         for model in models:

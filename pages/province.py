@@ -26,9 +26,12 @@ if not sum(totals.values()):
     st.warning(t("store_empty"))
 
 labels = {key: t(f"class_{key}") for key in DATA_CLASS_KEYS}
-metric = st.segmented_control(
-    t("map_metric"), DATA_CLASS_KEYS, format_func=labels.__getitem__, default="incidents"
-) or "incidents"
+metric = (
+    st.segmented_control(
+        t("map_metric"), DATA_CLASS_KEYS, format_func=labels.__getitem__, default="incidents"
+    )
+    or "incidents"
+)
 counts = ov.counts
 name_col = "name" if lang() == "zh" else "name_en"
 fill = dict(zip(counts.city_code, fill_colors(counts[metric]), strict=True))
@@ -36,10 +39,11 @@ extra = {
     row.city_code: {"label": getattr(row, name_col), "value": f"{getattr(row, metric):,}"}
     for row in counts.itertuples()
 }
-layers = [city_layer(fill, extra), district_layer(), label_layer("city")]
+names = dict(zip(counts.city_code, counts[name_col], strict=True))
+layers = [city_layer(fill, extra), district_layer(), label_layer("city", names=names)]
 tooltip = {"html": f"<b>{{label}}</b><br/>{labels[metric]}: {{value}}"}
 
-left, right = st.columns([3, 2])
+left, right = st.columns([1, 1])
 with left:
     hubmap.show(hubmap.deck(layers, map_style=hub.settings.map_style, tooltip=tooltip))
     st.caption(t("map_caption"))

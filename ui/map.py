@@ -8,15 +8,26 @@ import streamlit as st
 from geo.layers import PROVINCE_VIEW
 
 
-def deck(layers: list[pdk.Layer], *, map_style: str | None, tooltip: dict | None = None,
-         view: pdk.ViewState = PROVINCE_VIEW) -> pdk.Deck:
+def deck(
+    layers: list[pdk.Layer],
+    *,
+    map_style: str | None,
+    tooltip: dict | None = None,
+    view: pdk.ViewState = PROVINCE_VIEW,
+) -> pdk.Deck:
     """A Deck with no external basemap unless `map_style` (HUB_MAP_STYLE) names one."""
     if map_style:
         # A MapLibre style.json served on the LAN; Carto is pydeck's MapLibre provider.
-        return pdk.Deck(layers=layers, initial_view_state=view, map_provider="carto",
-                        map_style=map_style, tooltip=tooltip)
-    return pdk.Deck(layers=layers, initial_view_state=view, map_provider=None,
-                    map_style=None, tooltip=tooltip)
+        return pdk.Deck(
+            layers=layers,
+            initial_view_state=view,
+            map_provider="carto",
+            map_style=map_style,
+            tooltip=tooltip,
+        )
+    # map_style is left at pydeck's sentinel on purpose: with map_provider=None it tells
+    # Streamlit's frontend "no basemap", whereas map_style=None makes it load Carto's.
+    return pdk.Deck(layers=layers, initial_view_state=view, map_provider=None, tooltip=tooltip)
 
 
 def show(d: pdk.Deck, *, height: int = 620, key: str | None = None) -> None:

@@ -1,0 +1,140 @@
+"""Real-browser fixtures: `streamlit run` on a free port, Debian's Chromium via Playwright.
+
+Every request that would leave the machine is aborted and recorded, so a test can
+assert the app works on a network without internet. A failed test keeps a screenshot
+under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--enable-unsafe-swiftshader",
+    "--use-angle=swiftshader",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url(seeded_sqlite_url) -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "HUB_DATABASE_URL": seeded_sqlite_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+         "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("streamlit did not become healthy within 60 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def seeded_sqlite_url(tmp_path_factory) -> str:
+    from tests.conftest import seeded_engine
+
+    engine = seeded_engine("sqlite", tmp_path_factory)
+    return engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} missing: ./test installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+class Visit:
+    """One browser context: pages, the external requests it tried, console errors."""
+
+    def __init__(self, browser, base_url: str) -> None:
+        self.base_url = base_url
+        self.external: list[str] = []
+        self.errors: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1600, "height": 1000}, locale="zh-CN")
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+
+    def _route(self, route) -> None:
+        host = route.request.url.split("/")[2].rsplit(":", 1)[0]
+        if host in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            self.external.append(route.request.url)
+            route.abort()
+
+    def settle(self) -> None:
+        app = "[data-testid='stApp']"
+        self.page.locator(f"{app}[data-test-script-state='notRunning']").wait_for(
+            state="attached", timeout=60_000
+        )
+        self.page.wait_for_timeout(1500)
+
+    def goto(self, path: str = "") -> None:
+        self.page.goto(f"{self.base_url}/{path}")
+        self.settle()
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def visit(browser, app_url, request) -> Iterator[Visit]:
+    v = Visit(browser, app_url)
+    yield v
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        v.shot(f"FAILED-{request.node.name}")
+    v.context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
