@@ -976,4 +976,49 @@ def seed(
             else None,
         )
     reset_sequences(engine, [tables[n] for n in data])
+    written["users"] = seed_users(engine, now=datetime.now(UTC))
     return written
+
+
+# --- demo accounts ----------------------------------------------------------------------
+
+# (username, display name, role, city, district). Every account uses the published
+# DEMO_PASSWORD: demo only; `HUB_ENV=production` refuses to start while any keeps it.
+DEMO_USERS: tuple[tuple[str, str, str, str | None, str | None], ...] = (
+    ("officer.hf", "王警官（合肥瑶海）", "officer", "340100", "340102"),
+    ("officer.cz", "李警官（滁州琅琊）", "officer", "341100", "341102"),
+    ("officer.wh", "张警官（芜湖镜湖）", "officer", "340200", "340202"),
+    ("investigator.hf", "陈侦查员（合肥市局）", "investigator", "340100", None),
+    ("investigator.cz", "刘侦查员（滁州市局）", "investigator", "341100", None),
+    ("investigator.wh", "赵侦查员（芜湖市局）", "investigator", "340200", None),
+    ("approver.hf", "周审批（合肥市局）", "city_approver", "340100", None),
+    ("approver.cz", "吴审批（滁州市局）", "city_approver", "341100", None),
+    ("approver.wh", "孙审批（芜湖市局）", "city_approver", "340200", None),
+    ("province.approver", "郑审批（省厅）", "province_approver", "340100", None),
+    ("province.approver2", "冯审批（省厅）", "province_approver", "340100", None),
+    ("commander.hf", "马指挥长（合肥）", "commander", "340100", None),
+    ("commander.cz", "朱指挥长（滁州）", "commander", "341100", None),
+    ("commander.wh", "胡指挥长（芜湖）", "commander", "340200", None),
+    ("analyst", "郭分析员（省厅）", "analyst", "340100", None),
+    ("auditor", "何纪检（省厅）", "auditor", "340100", None),
+    ("auditor.cz", "林纪检（滁州）", "auditor", "341100", None),
+    ("leader", "罗领导（省厅）", "leader", "340100", None),
+    ("admin", "高管理员", "admin", None, None),
+)
+
+
+def seed_users(engine: Engine, *, now: datetime) -> int:
+    """Create the demo accounts that do not exist yet, through the real user service."""
+    from hub.security.identity import DEMO_PASSWORD, add_user
+    from hub.store import transaction
+
+    made = 0
+    with transaction(engine) as session:
+        existing = set(session.scalars(select(m.User.username)))
+        for username, name, role, city, district in DEMO_USERS:
+            if username in existing:
+                continue
+            add_user(session, None, username=username, display_name=name, role=role,
+                     password=DEMO_PASSWORD, city_code=city, district_code=district, now=now)  # fmt: skip
+            made += 1
+    return made

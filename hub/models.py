@@ -420,3 +420,148 @@ RECORD_MODELS: tuple[type[Base], ...] = (
     HelpRequest,
     Alert,
 )
+
+
+# --- access: requests, grants, reviews, audit, alarms -----------------------------------
+
+
+class AccessRequest(Base):
+    """A request to open records of another city or level, decided by an approver."""
+
+    __tablename__ = "access_requests"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'approved', 'denied', 'withdrawn')", name="status"),
+        CheckConstraint("route IN ('city_approver', 'province_approver')", name="route"),
+        Index("ix_access_requests_owner_city_status", "owner_city", "status"),
+        Index("ix_access_requests_requester_id", "requester_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requester_city: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    owner_city: Mapped[str] = mapped_column(ForeignKey("cities.adcode"))
+    level: Mapped[str] = mapped_column(String(10))
+    scope_kind: Mapped[str] = mapped_column(String(16), doc="plate, person, case, camera_area")
+    scope_value: Mapped[str] = mapped_column(String(400), doc="normalised scope, JSON for areas")
+    purpose: Mapped[str] = mapped_column(String(32))
+    case_no: Mapped[str] = mapped_column(String(32))
+    justification: Mapped[str] = mapped_column(Text)
+    route: Mapped[str] = mapped_column(String(20))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decision_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Grant(Base):
+    """Access in force for one user, one owning city, one scope, up to one level."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        CheckConstraint("kind IN ('approval', 'break_glass')", name="kind"),
+        Index("ix_grants_user_id_expires_at", "user_id", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("access_requests.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    owner_city: Mapped[str] = mapped_column(ForeignKey("cities.adcode"))
+    level: Mapped[str] = mapped_column(String(10))
+    scope_kind: Mapped[str] = mapped_column(String(16))
+    scope_value: Mapped[str] = mapped_column(String(400))
+    purpose: Mapped[str] = mapped_column(String(32))
+    case_no: Mapped[str] = mapped_column(String(32))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Review(Base):
+    """An after-the-fact review owed by the owning city (break-glass, flagged access)."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_city_code_status", "city_code", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    city_code: Mapped[str] = mapped_column(ForeignKey("cities.adcode"))
+    kind: Mapped[str] = mapped_column(String(16), doc="break_glass, flagged")
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"), nullable=True)
+    audit_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    close_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AuditEntry(Base):
+    """One audited action. Append-only (triggers refuse UPDATE and DELETE) and chained:
+    `hash` = SM3(prev_hash + canonical entry)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_user_id_ts", "user_id", "ts"),
+        Index("ix_audit_log_city_code_ts", "city_code", "ts"),
+        Index("ix_audit_log_action_ts", "action", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    username: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    role: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    city_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    dataset: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    query: Mapped[str | None] = mapped_column(Text, nullable=True, doc="normalised, JSON")
+    purpose: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    case_no: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    result_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    record_ids: Mapped[str | None] = mapped_column(Text, nullable=True, doc="JSON list")
+    owner_cities: Mapped[str | None] = mapped_column(
+        String(120), nullable=True, doc="comma-separated cities whose records were touched"
+    )
+    decision: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True, doc="JSON object")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The tip of the audit chain; its row lock serialises appenders."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Alarm(Base):
+    """An alarm raised by a rule on an audited action; closing needs a note."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'closed')", name="status"),
+        Index("ix_alarms_city_code_status", "city_code", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    rule: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(8))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    city_code: Mapped[str | None] = mapped_column(String(6), nullable=True, doc="the user's city")
+    audit_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    detail: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    closed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    close_note: Mapped[str | None] = mapped_column(Text, nullable=True)

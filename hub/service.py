@@ -1,16 +1,66 @@
 """The hub as pages see it: one object, one method per question, sessions inside.
 
 Pages hold a `Hub` (built once per process) and never open sessions, import the
-models or SQLAlchemy. Each method runs in its own transaction.
+models or SQLAlchemy. Each method runs in its own transaction with the caller's
+principal in the session (so the backstop filters every ORM read), and a refused
+action is audited in a transaction of its own after the action's was rolled back.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
-from hub import overview
+import pandas as pd
+from sqlalchemy import Engine, func, or_, select
+from sqlalchemy.orm import Session
+
+import hub.security.backstop  # noqa: F401  (registers the row-filter listener)
+from hub import overview, records
+from hub.models import Alarm, AuditEntry, User
+from hub.security import access, audit, identity
+from hub.security.alarms import Thresholds
+from hub.security.crypto import FieldCipher
+from hub.security.errors import AccessDenied, HubError, InputError, SignInError
+from hub.security.policy import COUNTS_SECRET, Principal
+from hub.security.reasons import Reason
 from hub.settings import Settings, load_settings
 from hub.store import make_engine, transaction
+
+T = TypeVar("T")
+AUDIT_ROLES = frozenset({"auditor", "city_approver", "province_approver"})
+AGGREGATE_ROLES = frozenset(
+    {
+        "officer",
+        "investigator",
+        "city_approver",
+        "province_approver",
+        "commander",
+        "analyst",
+        "leader",
+    }
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class AlarmView:
+    id: int
+    ts: datetime
+    rule: str
+    severity: str
+    username: str | None
+    city_code: str | None
+    detail: dict
+    status: str
+    close_note: str | None
 
 
 class Hub:
@@ -19,12 +69,291 @@ class Hub:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
+        self.cipher = FieldCipher.from_settings(settings)
+        self.thresholds = Thresholds(timezone=settings.timezone)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Hub:
         settings = settings or load_settings()
         return cls(make_engine(settings.database_url), settings)
 
-    def province_overview(self) -> overview.ProvinceOverview:
+    # --- plumbing -------------------------------------------------------------------
+
+    @contextmanager
+    def _session(
+        self, principal: Principal | None = None, *, now: datetime | None = None
+    ) -> Iterator[Session]:
         with transaction(self.engine) as session:
-            return overview.province_overview(session=session)
+            session.info["alarm_thresholds"] = self.thresholds
+            if principal is not None:
+                session.info["grants"] = access.grants_in_force(
+                    session, principal, now=now or _now()
+                )
+                session.info["principal"] = principal
+            yield session
+
+    def _run(
+        self,
+        principal: Principal,
+        action: str,
+        fn: Callable[[Session], T],
+        *,
+        now: datetime | None,
+        audit_fields: dict | None = None,
+    ) -> T:
+        """Run `fn` in one transaction; if it is refused, audit the refusal separately."""
+        try:
+            with self._session(principal, now=now) as session:
+                return fn(session)
+        except HubError as exc:
+            with self._session() as session:
+                fields = dict(audit_fields or {})
+                detail = {"code": exc.code, **{k: str(v) for k, v in exc.params.items()}}
+                audit.record(
+                    session, principal, f"{action}_refused", now=now or _now(),
+                    decision=exc.code, detail=detail, **fields,
+                )  # fmt: skip
+            raise
+
+    @staticmethod
+    def _require(principal: Principal, roles: frozenset[str]) -> None:
+        if principal.role not in roles:
+            raise AccessDenied("role_not_allowed", "this role cannot do that")
+
+    # --- identity -------------------------------------------------------------------
+
+    def sign_in(self, username: str, password: str, *, now: datetime | None = None) -> Principal:
+        """Sign in; failures are committed (lockout counter, audit) before raising."""
+        if len(username) > 64 or len(password) > 256:
+            raise InputError(
+                "too_long", "user name or password too long", field="username", limit=64
+            )
+        failure: SignInError | None = None
+        with self._session() as session:
+            try:
+                return identity.sign_in(session, username, password, now=now or _now())
+            except SignInError as exc:
+                failure = exc
+        raise failure
+
+    def sign_out(self, principal: Principal, *, idle: bool = False) -> None:
+        with self._session() as session:
+            identity.sign_out(session, principal, now=_now(), idle=idle)
+
+    def startup_problems(self) -> list[str]:
+        """What stops a production start: demo keys and demo passwords still in use."""
+        if not self.settings.is_production:
+            return []
+        problems = [
+            f"{name} is the published demo key" for name in self.settings.demo_defaults_in_use()
+        ]
+        with self._session() as session:
+            users = identity.users_with_demo_password(session)
+        if users:
+            problems.append("demo password still set for: " + ", ".join(users))
+        return problems
+
+    # --- aggregates -----------------------------------------------------------------
+
+    def province_overview(self, principal: Principal) -> overview.ProvinceOverview:
+        self._require(principal, AGGREGATE_ROLES)
+        with self._session(principal) as session:
+            return overview.province_overview(
+                session=session, count_secret=principal.role in COUNTS_SECRET
+            )
+
+    # --- records --------------------------------------------------------------------
+
+    def _lookup_audit(self, reason: Reason, dataset: str, query: dict) -> dict:
+        return {
+            "dataset": dataset,
+            "query": query,
+            "purpose": reason.purpose[:32],
+            "case_no": reason.case_no[:32],
+        }
+
+    def search_plate(
+        self, principal: Principal, plate: str, reason: Reason, *, now: datetime | None = None
+    ) -> records.LookupResult:
+        return self._run(
+            principal, "search",
+            lambda s: records.search_plate(
+                s, principal, plate, reason=reason, grants=s.info["grants"], cipher=self.cipher, now=now or _now()
+            ),
+            now=now, audit_fields=self._lookup_audit(reason, "sightings", {"kind": "plate", "value": plate[:64]}),
+        )  # fmt: skip
+
+    def search_person(
+        self,
+        principal: Principal,
+        kind: str,
+        value: str,
+        reason: Reason,
+        *,
+        now: datetime | None = None,
+    ) -> records.LookupResult:
+        # The refusal's audit never stores a raw ID number or phone typed by the user.
+        shown = value[:64] if kind == "name" else "(withheld)"
+        return self._run(
+            principal, "search",
+            lambda s: records.search_person(
+                s, principal, kind, value, reason=reason, grants=s.info["grants"], cipher=self.cipher, now=now or _now()
+            ),
+            now=now, audit_fields=self._lookup_audit(reason, "persons", {"kind": kind[:16], "value": shown}),
+        )  # fmt: skip
+
+    # --- requests and grants --------------------------------------------------------
+
+    def request_access(self, principal: Principal, *, now: datetime | None = None, **kw) -> int:
+        return self._run(
+            principal, "request",
+            lambda s: access.request_access(s, principal, now=now or _now(), **kw).id,
+            now=now, audit_fields={"dataset": "access_requests"},
+        )  # fmt: skip
+
+    def decide_request(
+        self,
+        approver: Principal,
+        request_id: int,
+        *,
+        approve: bool,
+        note: str,
+        now: datetime | None = None,
+    ) -> str:
+        return self._run(
+            approver, "decide",
+            lambda s: access.decide_request(s, approver, request_id, approve=approve, note=note, now=now or _now()).status,
+            now=now, audit_fields={"dataset": "access_requests", "query": {"request_id": request_id}},
+        )  # fmt: skip
+
+    def break_glass(self, principal: Principal, *, now: datetime | None = None, **kw) -> int:
+        return self._run(
+            principal, "break_glass",
+            lambda s: access.break_glass(s, principal, now=now or _now(), **kw).id,
+            now=now, audit_fields={"dataset": "sightings"},
+        )  # fmt: skip
+
+    def my_requests(self, principal: Principal) -> list[access.RequestView]:
+        with self._session(principal) as session:
+            return access.my_requests(session, principal)
+
+    def inbox(self, approver: Principal) -> list[access.RequestView]:
+        with self._session(approver) as session:
+            return access.inbox(session, approver)
+
+    def grants(self, principal: Principal) -> list:
+        with self._session(principal) as session:
+            return list(session.info["grants"])
+
+    # --- audit and alarms -----------------------------------------------------------
+
+    def alarms(self, principal: Principal, *, status: str | None = "open") -> list[AlarmView]:
+        """Auditors see every alarm; approvers those about users of their city."""
+        self._require(principal, AUDIT_ROLES)
+        with self._session(principal) as session:
+            q = select(Alarm, User.username).outerjoin(User, User.id == Alarm.user_id)
+            if principal.role == "city_approver":
+                q = q.where(Alarm.city_code == principal.city_code)
+            if status:
+                q = q.where(Alarm.status == status)
+            rows = session.execute(q.order_by(Alarm.ts.desc()).limit(500)).all()
+            return [
+                AlarmView(a.id, a.ts, a.rule, a.severity, name, a.city_code, json.loads(a.detail), a.status, a.close_note)
+                for a, name in rows
+            ]  # fmt: skip
+
+    def close_alarm(
+        self, principal: Principal, alarm_id: int, note: str, *, now: datetime | None = None
+    ) -> None:
+        def close(session: Session) -> None:
+            self._require(principal, AUDIT_ROLES)
+            alarm = session.get(Alarm, alarm_id)
+            if alarm is None or (
+                principal.role == "city_approver" and alarm.city_code != principal.city_code
+            ):
+                raise InputError("unknown_alarm", f"no alarm {alarm_id}")
+            if alarm.status == "closed":
+                raise InputError("alarm_closed", "the alarm is already closed")
+            if not note.strip():
+                raise InputError("note_required", "closing an alarm needs a note")
+            if len(note) > 1000:
+                raise InputError("too_long", "note too long", field="note", limit=1000)
+            alarm.status, alarm.closed_by, alarm.closed_at = (
+                "closed",
+                principal.user_id,
+                now or _now(),
+            )
+            alarm.close_note = note.strip()
+            audit.record(session, principal, "alarm_close", now=now or _now(), dataset="alarms",
+                         query={"alarm_id": alarm_id}, detail={"rule": alarm.rule, "note": note.strip()})  # fmt: skip
+
+        self._run(principal, "alarm_close", close, now=now, audit_fields={"dataset": "alarms"})
+
+    def audit_log(
+        self, principal: Principal, *, username: str = "", action: str = "", city: str = "",
+        since: datetime | None = None, until: datetime | None = None, limit: int = 500,
+    ) -> pd.DataFrame:  # fmt: skip
+        """Search the log. Approvers of a city see entries by its users or touching its records."""
+        self._require(principal, AUDIT_ROLES)
+        with self._session(principal) as session:
+            q = select(AuditEntry)
+            if principal.role == "city_approver":
+                mine = principal.city_code or ""
+                q = q.where(
+                    or_(AuditEntry.city_code == mine, AuditEntry.owner_cities.contains(mine))
+                )
+            if username:
+                q = q.where(AuditEntry.username == username[:64])
+            if action:
+                q = q.where(AuditEntry.action == action[:32])
+            if city:
+                q = q.where(AuditEntry.city_code == city[:6])
+            if since:
+                q = q.where(AuditEntry.ts >= since)
+            if until:
+                q = q.where(AuditEntry.ts < until)
+            rows = session.scalars(q.order_by(AuditEntry.seq.desc()).limit(limit)).all()
+            audit.record(session, principal, "audit_search", now=_now(), dataset="audit_log",
+                         query={"username": username, "action": action, "city": city}, result_count=len(rows))  # fmt: skip
+            cols = ["seq", "ts", "username", "role", "city_code", "action", "dataset", "query",
+                    "purpose", "case_no", "result_count", "owner_cities", "decision", "grant_id"]  # fmt: skip
+            return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in rows], columns=cols)
+
+    def verify_audit_chain(self, principal: Principal) -> audit.Verification:
+        self._require(principal, AUDIT_ROLES)
+        with self._session(principal) as session:
+            result = audit.verify(session)
+            audit.record(session, principal, "audit_verify", now=_now(), dataset="audit_log",
+                         decision="ok" if result.ok else "broken", result_count=result.checked)  # fmt: skip
+            return result
+
+    def owner_view(self, principal: Principal, *, days: int = 30) -> pd.DataFrame:
+        """Every access by other cities' users to this approver's city's records."""
+        self._require(principal, frozenset({"city_approver"}))
+        city = principal.city_code or ""
+        with self._session(principal) as session:
+            since = _now() - timedelta(days=days)
+            rows = session.scalars(
+                select(AuditEntry).where(
+                    AuditEntry.owner_cities.contains(city),
+                    AuditEntry.city_code != city,
+                    AuditEntry.ts >= since,
+                    AuditEntry.action.in_(("search", "view", "break_glass", "export")),
+                ).order_by(AuditEntry.seq.desc()).limit(1000)
+            ).all()  # fmt: skip
+            cols = [
+                "seq",
+                "ts",
+                "username",
+                "city_code",
+                "action",
+                "purpose",
+                "case_no",
+                "result_count",
+                "grant_id",
+            ]
+            return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in rows], columns=cols)
+
+    def audit_count(self) -> int:
+        with self._session() as session:
+            return session.scalar(select(func.count()).select_from(AuditEntry)) or 0

@@ -1,0 +1,253 @@
+"""Record lookups: the one path by which records leave the store.
+
+Every service here applies the policy in SQL (the row filter), turns what the viewer
+may not open into pointers grouped by owning city and level, masks the fields the
+policy says, and writes the audit entry — all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, not_, select
+from sqlalchemy.orm import Session
+
+from hub import models as m
+from hub.security import audit
+from hub.security.crypto import FieldCipher
+from hub.security.errors import AccessDenied, InputError
+from hub.security.masking import mask_fields
+from hub.security.policy import (
+    GrantScope,
+    Outcome,
+    Principal,
+    decide,
+    grant_clause,
+    masks_for,
+    openable_clause,
+    relation,
+)
+from hub.security.reasons import Reason, check_reason
+from hub.validate import (
+    id_number_problem,
+    is_valid_plate,
+    normalize_id_number,
+    normalize_phone,
+    normalize_plate,
+    phone_problem,
+)
+
+MAX_ROWS = 2000
+MAX_QUERY = 64
+
+# What each dataset exposes, and the kind of each field for masking.
+DATASETS: dict[str, tuple[type[m.Base], dict[str, str | None]]] = {
+    "sightings": (m.Sighting, {
+        "id": None, "plate": "plate", "ts": None, "camera_id": None, "city_code": None,
+        "district_code": None, "lon": None, "lat": None, "speed_kmh": None,
+        "classification": None,
+    }),
+    "persons": (m.Person, {
+        "id": None, "name": "name", "sex": None, "birth_date": None, "id_number": "id_number",
+        "phone": "phone", "address": "text", "city_code": None, "district_code": None,
+        "classification": None,
+    }),
+    "incidents": (m.Incident, {
+        "id": None, "type_code": None, "severity": None, "status": None, "ts": None,
+        "lon": None, "lat": None, "address": "text", "summary": "text", "city_code": None,
+        "district_code": None, "classification": None,
+    }),
+    "cases": (m.Case, {
+        "id": None, "case_no": None, "title": "text", "case_type": None, "status": None,
+        "opened_at": None, "summary": "text", "city_code": None, "district_code": None,
+        "classification": None,
+    }),
+    "vehicles": (m.Vehicle, {
+        "id": None, "plate": "plate", "make": None, "color": None, "city_code": None,
+        "classification": None,
+    }),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """Records the viewer may not open: where they are and how to ask for them."""
+
+    dataset: str
+    city_code: str
+    level: str
+    count: int
+    route: Outcome  # REQUEST_CITY, REQUEST_PROVINCE or NEVER
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    dataset: str
+    rows: list[dict]
+    pointers: list[Pointer]
+    truncated: bool = False
+    grants_used: tuple[int, ...] = field(default_factory=tuple)
+
+
+def _row_dict(
+    principal: Principal, model, row, fields: dict[str, str | None], cipher: FieldCipher
+) -> dict:
+    values = {}
+    for name in fields:
+        if name == "id_number":
+            values[name] = cipher.decrypt("id_number", row.id_enc) if row.id_enc else None
+        elif name == "phone":
+            values[name] = cipher.decrypt("phone", row.phone_enc) if row.phone_enc else None
+        else:
+            values[name] = getattr(row, name)
+    return values
+
+
+def _grant_for(session: Session, model, row, grants: Sequence[GrantScope]) -> int | None:
+    for g in grants:
+        clause = grant_clause(model, g)
+        if clause is None:
+            continue
+        hit = session.scalar(
+            select(func.count()).select_from(model).where(model.id == row.id, clause)
+            .execution_options(policy="validation")
+        )  # fmt: skip
+        if hit:
+            return g.grant_id
+    return None
+
+
+def lookup(
+    session: Session,
+    principal: Principal,
+    dataset: str,
+    where,
+    *,
+    reason: Reason,
+    query: dict,
+    grants: Sequence[GrantScope],
+    cipher: FieldCipher,
+    now: datetime,
+    order_by=None,
+) -> LookupResult:
+    """Run one audited lookup of `dataset` rows matching `where`.
+
+    The open rows come back masked per the policy; every hidden row is counted into a
+    pointer (by owning city and level) and none of its content is read.
+    """
+    if not principal.may_open_records:
+        raise AccessDenied("role_no_records", "this role does not open records")
+    reason = reason.normalised()
+    check_reason(session, principal, reason)
+    model, fields = DATASETS[dataset]
+    allowed = openable_clause(principal, model, grants)
+    stmt = select(model).where(where, allowed)
+    if order_by is not None:
+        stmt = stmt.order_by(order_by)
+    found = session.scalars(stmt.limit(MAX_ROWS + 1)).all()
+    truncated = len(found) > MAX_ROWS
+    found = found[:MAX_ROWS]
+    ts_col = getattr(model, "ts", None)
+    cols = [model.city_code, model.classification, func.count()]
+    if ts_col is not None:
+        cols += [func.min(ts_col), func.max(ts_col)]
+    # Counting what the viewer may not open is an aggregate: it bypasses the row filter
+    # on purpose and reads only owner city, level, count and time span.
+    hidden = session.execute(
+        select(*cols).where(where, not_(allowed))
+        .group_by(model.city_code, model.classification)
+        .execution_options(policy="aggregate")
+    ).all()  # fmt: skip
+    pointers = [
+        Pointer(dataset, r[0], r[1], r[2],
+                decide(principal.role, r[1], relation(principal, r[0], None)),
+                r[3] if len(r) > 3 else None, r[4] if len(r) > 4 else None)
+        for r in hidden
+    ]  # fmt: skip
+    rows, used = [], []
+    for row in found:
+        rel = relation(principal, row.city_code, getattr(row, "district_code", None))
+        via_grant = not decide(principal.role, row.classification, rel).opens
+        if via_grant:
+            used.append(_grant_for(session, model, row, grants))
+        values = _row_dict(principal, model, row, fields, cipher)
+        rows.append(
+            mask_fields(
+                values,
+                {k: v for k, v in fields.items() if v},
+                masks_for(principal.role, via_grant=via_grant),
+            )
+        )
+    grants_used = tuple(sorted({g for g in used if g is not None}))
+    audit.record(
+        session, principal, "search", now=now, dataset=dataset, query=query,
+        purpose=reason.purpose, case_no=reason.case_no, result_count=len(rows),
+        record_ids=[f"{dataset}:{r.id}" for r in found],
+        owner_cities=[r.city_code for r in found],
+        decision="ok" if rows or not pointers else "pointer",
+        grant_id=grants_used[0] if grants_used else None,
+        detail={"pointers": sum(p.count for p in pointers), "grants_used": list(grants_used)} if pointers or grants_used else None,
+    )  # fmt: skip
+    return LookupResult(dataset, rows, pointers, truncated, grants_used)
+
+
+# --- the questions pages ask -------------------------------------------------------------
+
+
+def _bounded(value: str, field_name: str) -> str:
+    value = value.strip()
+    if not value:
+        raise InputError("empty_query", "type something to search for", field=field_name)
+    if len(value) > MAX_QUERY:
+        raise InputError("too_long", "search text too long", field=field_name, limit=MAX_QUERY)
+    return value
+
+
+def search_plate(session: Session, principal: Principal, plate: str, **kw) -> LookupResult:
+    """Sightings of one plate across every city, in time order."""
+    value = normalize_plate(_bounded(plate, "plate"))
+    if not is_valid_plate(value):
+        raise InputError("bad_plate", "not a valid plate number", value=plate.strip()[:20])
+    return lookup(
+        session, principal, "sightings", m.Sighting.plate == value,
+        query={"kind": "plate", "value": value}, order_by=m.Sighting.ts, **kw,
+    )  # fmt: skip
+
+
+def search_person(
+    session: Session, principal: Principal, kind: str, value: str, *, cipher: FieldCipher, **kw
+) -> LookupResult:
+    """Persons by ID number or phone (exact, through the blind index) or name prefix."""
+    value = _bounded(value, kind)
+    if kind == "id_number":
+        number = normalize_id_number(value)
+        if problem := id_number_problem(number):
+            raise InputError("bad_id_number", problem, value=value[:20])
+        where = m.Person.id_bidx == cipher.blind_index("id_number", number)
+        query = {"kind": "id_number", "value": cipher.blind_index("id_number", number)}
+    elif kind == "phone":
+        phone = normalize_phone(value)
+        if problem := phone_problem(phone):
+            raise InputError("bad_phone", problem, value=value[:20])
+        where = m.Person.phone_bidx == cipher.blind_index("phone", phone)
+        query = {"kind": "phone", "value": cipher.blind_index("phone", phone)}
+    elif kind == "name":
+        escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where = m.Person.name.like(escaped + "%", escape="\\")
+        query = {"kind": "name", "value": value}
+    else:
+        raise InputError("bad_kind", f"cannot search persons by {kind!r}")
+    return lookup(
+        session,
+        principal,
+        "persons",
+        where,
+        query=query,
+        cipher=cipher,
+        order_by=m.Person.name,
+        **kw,
+    )

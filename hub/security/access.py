@@ -1,0 +1,281 @@
+"""Requests for access, approvers' decisions, grants in force and break-glass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hub.codes import CLASSIFICATIONS, codes
+from hub.models import AccessRequest, City, Grant, Review, User
+from hub.security import audit
+from hub.security.errors import AccessDenied, InputError, RequestError
+from hub.security.policy import GrantScope, Principal, route_for
+from hub.security.reasons import Reason, check_reason
+from hub.validate import is_valid_plate, normalize_plate
+
+GRANT_HOURS = 24
+BREAK_GLASS_HOURS = 2
+SCOPE_KINDS = ("plate", "person", "case", "camera_area")
+MAX_JUSTIFICATION = 1000
+REQUESTER_ROLES = frozenset(
+    {"officer", "investigator", "city_approver", "commander", "province_approver"}
+)
+BREAK_GLASS_ROLES = frozenset({"investigator"})
+
+
+def grants_in_force(session: Session, principal: Principal, *, now: datetime) -> list[GrantScope]:
+    rows = session.scalars(
+        select(Grant).where(
+            Grant.user_id == principal.user_id,
+            Grant.expires_at > now,
+            Grant.revoked_at.is_(None),
+        )
+    )
+    return [
+        GrantScope(g.id, g.owner_city, g.level, g.scope_kind, g.scope_value, g.expires_at)
+        for g in rows
+    ]
+
+
+def _scope(scope_kind: str, scope_value: str) -> str:
+    if scope_kind not in SCOPE_KINDS:
+        raise InputError("bad_scope", f"unknown scope {scope_kind!r}")
+    value = scope_value.strip()
+    if scope_kind == "plate":
+        value = normalize_plate(value)
+        if not is_valid_plate(value):
+            raise InputError("bad_plate", "not a valid plate", value=scope_value[:20])
+    elif scope_kind in ("person", "case") and not value.isdigit():
+        raise InputError("bad_scope", "person and case scopes name a record id")
+    if len(value) > 400:
+        raise InputError("too_long", "scope too long", field="scope", limit=400)
+    return value
+
+
+def _urgent(purpose: str) -> bool:
+    return any(c.code == purpose and c.attrs.get("urgent") for c in codes("purpose"))
+
+
+def request_access(
+    session: Session,
+    principal: Principal,
+    *,
+    owner_city: str,
+    level: str,
+    scope_kind: str,
+    scope_value: str,
+    reason: Reason,
+    justification: str,
+    now: datetime,
+) -> AccessRequest:
+    """File a request; routed to the owning city's approver, or a province approver for
+    secret records. Refused for roles that may not request, and for own-city requests
+    the role already covers."""
+    if principal.role not in REQUESTER_ROLES:
+        raise AccessDenied("role_cannot_request", "this role cannot request record access")
+    if level not in CLASSIFICATIONS or level == "public":
+        raise InputError("bad_level", f"cannot request level {level!r}")
+    if session.get(City, owner_city) is None:
+        raise InputError("unknown_city", f"unknown city {owner_city!r}")
+    justification = justification.strip()
+    if not justification:
+        raise InputError("justification_required", "say why the access is needed")
+    if len(justification) > MAX_JUSTIFICATION:
+        raise InputError(
+            "too_long", "justification too long", field="justification", limit=MAX_JUSTIFICATION
+        )
+    value = _scope(scope_kind, scope_value)
+    reason = reason.normalised()
+    check_reason(session, principal, reason)
+    req = AccessRequest(
+        requester_id=principal.user_id,
+        requester_city=principal.city_code,
+        owner_city=owner_city,
+        level=level,
+        scope_kind=scope_kind,
+        scope_value=value,
+        purpose=reason.purpose,
+        case_no=reason.case_no,
+        justification=justification,
+        route=route_for(level),
+        urgent=_urgent(reason.purpose),
+        status="pending",
+        created_at=now,
+    )
+    session.add(req)
+    session.flush()
+    audit.record(
+        session, principal, "request", now=now, dataset="access_requests",
+        query={"kind": scope_kind, "value": value, "level": level, "owner_city": owner_city},
+        purpose=reason.purpose, case_no=reason.case_no, owner_cities=[owner_city],
+        decision="pending", detail={"request_id": req.id},
+    )  # fmt: skip
+    return req
+
+
+def _may_decide(approver: Principal, req: AccessRequest) -> bool:
+    if approver.user_id == req.requester_id:
+        return False
+    if req.route == "province_approver":
+        return approver.role == "province_approver"
+    return approver.role == "city_approver" and approver.city_code == req.owner_city
+
+
+def decide_request(
+    session: Session,
+    approver: Principal,
+    request_id: int,
+    *,
+    approve: bool,
+    note: str,
+    now: datetime,
+    hours: int = GRANT_HOURS,
+) -> AccessRequest:
+    """Approve or deny a pending request with a note. Exactly one decision stands when two
+    approvers decide at once: the update only applies to a request still pending."""
+    req = session.get(AccessRequest, request_id)
+    if req is None:
+        raise RequestError("unknown_request", f"no request {request_id}")
+    if approver.user_id == req.requester_id:
+        raise AccessDenied("self_approval", "nobody decides their own request")
+    if not _may_decide(approver, req):
+        raise AccessDenied("not_your_request", "this request is routed to another approver")
+    note = note.strip()
+    if not note:
+        raise InputError("note_required", "a decision needs a note")
+    if len(note) > MAX_JUSTIFICATION:
+        raise InputError("too_long", "note too long", field="note", limit=MAX_JUSTIFICATION)
+    status = "approved" if approve else "denied"
+    done = session.execute(
+        update(AccessRequest)
+        .where(AccessRequest.id == request_id, AccessRequest.status == "pending")
+        .values(status=status, decided_by=approver.user_id, decided_at=now, decision_note=note)
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:
+        session.refresh(req)
+        who = session.get(User, req.decided_by) if req.decided_by else None
+        raise RequestError(
+            "already_decided", "the request was already decided",
+            status=req.status, by=who.display_name if who else "?", at=req.decided_at,
+        )  # fmt: skip
+    session.refresh(req)
+    grant = None
+    if approve:
+        grant = Grant(
+            user_id=req.requester_id, request_id=req.id, kind="approval",
+            owner_city=req.owner_city, level=req.level, scope_kind=req.scope_kind,
+            scope_value=req.scope_value, purpose=req.purpose, case_no=req.case_no,
+            granted_at=now, expires_at=now + timedelta(hours=hours),
+        )  # fmt: skip
+        session.add(grant)
+        session.flush()
+    audit.record(
+        session, approver, "decide", now=now, dataset="access_requests",
+        query={"kind": req.scope_kind, "value": req.scope_value, "level": req.level},
+        purpose=req.purpose, case_no=req.case_no, owner_cities=[req.owner_city],
+        decision=status, grant_id=grant.id if grant else None,
+        detail={"request_id": req.id, "requester_id": req.requester_id},
+    )  # fmt: skip
+    return req
+
+
+def break_glass(
+    session: Session,
+    principal: Principal,
+    *,
+    plate: str,
+    owner_city: str,
+    reason: Reason,
+    justification: str,
+    now: datetime,
+) -> Grant:
+    """Immediate 2-hour access to another city's sensitive sightings of one plate.
+
+    Raises an alarm (rule `break_glass`) and opens a review for the owning city."""
+    if principal.role not in BREAK_GLASS_ROLES:
+        raise AccessDenied("role_cannot_break_glass", "only investigators may break glass")
+    if owner_city == principal.city_code:
+        raise InputError("break_glass_own_city", "break-glass is for another city's records")
+    if session.get(City, owner_city) is None:
+        raise InputError("unknown_city", f"unknown city {owner_city!r}")
+    justification = justification.strip()
+    if not justification:
+        raise InputError("justification_required", "break-glass needs a justification")
+    value = _scope("plate", plate)
+    reason = reason.normalised()
+    check_reason(session, principal, reason)
+    grant = Grant(
+        user_id=principal.user_id, kind="break_glass", owner_city=owner_city,
+        level="sensitive", scope_kind="plate", scope_value=value, purpose=reason.purpose,
+        case_no=reason.case_no, granted_at=now,
+        expires_at=now + timedelta(hours=BREAK_GLASS_HOURS),
+    )  # fmt: skip
+    session.add(grant)
+    session.flush()
+    session.add(
+        Review(city_code=owner_city, kind="break_glass", grant_id=grant.id,
+               created_by=principal.user_id, note=justification, created_at=now)
+    )  # fmt: skip
+    audit.record(
+        session, principal, "break_glass", now=now, dataset="sightings",
+        query={"kind": "plate", "value": value}, purpose=reason.purpose,
+        case_no=reason.case_no, owner_cities=[owner_city], decision="granted",
+        grant_id=grant.id, detail={"justification": justification},
+    )  # fmt: skip
+    return grant
+
+
+@dataclass(frozen=True)
+class RequestView:
+    id: int
+    requester: str
+    requester_city: str | None
+    owner_city: str
+    level: str
+    scope_kind: str
+    scope_value: str
+    purpose: str
+    case_no: str
+    justification: str
+    urgent: bool
+    status: str
+    created_at: datetime
+    decided_at: datetime | None
+    decision_note: str | None
+
+
+def _views(session: Session, q) -> list[RequestView]:
+    rows = session.execute(
+        q.join(User, User.id == AccessRequest.requester_id).add_columns(User.display_name)
+    )
+    return [
+        RequestView(r.id, name, r.requester_city, r.owner_city, r.level, r.scope_kind,
+                    r.scope_value, r.purpose, r.case_no, r.justification, r.urgent, r.status,
+                    r.created_at, r.decided_at, r.decision_note)
+        for r, name in rows
+    ]  # fmt: skip
+
+
+def my_requests(session: Session, principal: Principal) -> list[RequestView]:
+    q = select(AccessRequest).where(AccessRequest.requester_id == principal.user_id)
+    return _views(session, q.order_by(AccessRequest.created_at.desc()))
+
+
+def inbox(session: Session, approver: Principal) -> list[RequestView]:
+    """Pending requests this approver may decide, urgent first, then oldest first."""
+    q = select(AccessRequest).where(
+        AccessRequest.status == "pending", AccessRequest.requester_id != approver.user_id
+    )
+    if approver.role == "province_approver":
+        q = q.where(AccessRequest.route == "province_approver")
+    elif approver.role == "city_approver":
+        q = q.where(
+            AccessRequest.route == "city_approver", AccessRequest.owner_city == approver.city_code
+        )
+    else:
+        return []
+    return _views(session, q.order_by(AccessRequest.urgent.desc(), AccessRequest.created_at))

@@ -1,0 +1,129 @@
+"""Alarm rules, evaluated on every audited action in the same transaction.
+
+Rules (thresholds in settings): a burst of lookups, lookups in off-duty hours, repeated
+refusals, one subject looked up by many users, a lookup attempted outside any open
+case, any break-glass, a large export. An alarm reaches the auditors and the approvers
+of the user's city; closing one needs a note and is itself audited.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from hub.models import Alarm, AuditEntry
+
+LOOKUP_ACTIONS = ("search", "view")
+REFUSED = ("refused", "pointer")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    burst_count: int = 30
+    burst_minutes: int = 10
+    off_hours_start: int = 22  # local hour, inclusive
+    off_hours_end: int = 6  # local hour, exclusive
+    refusals_count: int = 5
+    refusals_minutes: int = 30
+    subject_users: int = 3
+    subject_hours: int = 24
+    export_rows: int = 5000
+    timezone: str = "Asia/Shanghai"
+
+
+def _thresholds(session: Session) -> Thresholds:
+    return session.info.get("alarm_thresholds") or Thresholds()
+
+
+def _recent(entry: AuditEntry, minutes: float):
+    since = entry.ts - timedelta(minutes=minutes)
+    return select(func.count()).where(
+        AuditEntry.user_id == entry.user_id, AuditEntry.ts > since, AuditEntry.ts <= entry.ts
+    )
+
+
+def _already(session: Session, rule: str, entry: AuditEntry, minutes: float, key: str = "") -> bool:
+    """One open alarm per rule, user (and subject) and window: no alarm storm."""
+    since = entry.ts - timedelta(minutes=minutes)
+    q = select(Alarm.detail).where(Alarm.rule == rule, Alarm.ts > since, Alarm.status == "open")
+    if entry.user_id is not None and rule != "many_users_one_subject":
+        q = q.where(Alarm.user_id == entry.user_id)
+    details = session.scalars(q).all()
+    return any(json.loads(d).get("key", "") == key for d in details)
+
+
+def _subject(entry: AuditEntry) -> str | None:
+    if not entry.query:
+        return None
+    q = json.loads(entry.query)
+    if "value" in q and "kind" in q:
+        return f"{q['kind']}:{q['value']}"
+    return None
+
+
+def evaluate(session: Session, entry: AuditEntry) -> list[Alarm]:
+    """Run every rule on a just-appended entry; returns the alarms raised."""
+    th = _thresholds(session)
+    raised: list[tuple[str, str, dict]] = []
+    lookup = entry.action in LOOKUP_ACTIONS
+    if lookup and entry.user_id is not None:
+        n = session.scalar(
+            _recent(entry, th.burst_minutes).where(AuditEntry.action.in_(LOOKUP_ACTIONS))
+        )
+        if n >= th.burst_count and not _already(session, "burst", entry, th.burst_minutes):
+            raised.append(("burst", "medium", {"lookups": n, "minutes": th.burst_minutes}))
+        hour = entry.ts.astimezone(ZoneInfo(th.timezone)).hour
+        off = hour >= th.off_hours_start or hour < th.off_hours_end
+        if off and not _already(session, "off_hours", entry, 60):
+            raised.append(("off_hours", "low", {"local_hour": hour}))
+    if entry.decision in REFUSED and entry.user_id is not None:
+        n = session.scalar(
+            _recent(entry, th.refusals_minutes).where(AuditEntry.decision.in_(REFUSED))
+        )
+        if n >= th.refusals_count and not _already(
+            session, "repeated_refusals", entry, th.refusals_minutes
+        ):
+            raised.append(("repeated_refusals", "medium", {"refusals": n}))
+    subject = _subject(entry) if lookup else None
+    if subject:
+        since = entry.ts - timedelta(hours=th.subject_hours)
+        users = session.scalar(
+            select(func.count(distinct(AuditEntry.user_id))).where(
+                AuditEntry.action.in_(LOOKUP_ACTIONS),
+                AuditEntry.query == entry.query,
+                AuditEntry.ts > since,
+            )
+        )
+        if users >= th.subject_users and not _already(
+            session, "many_users_one_subject", entry, th.subject_hours * 60, subject
+        ):
+            raised.append(("many_users_one_subject", "medium", {"key": subject, "users": users}))
+    if entry.action == "search_refused" and entry.decision == "no_open_case":
+        raised.append(("outside_case", "high", {"case_no": entry.case_no}))
+    if entry.action == "break_glass":
+        raised.append(("break_glass", "high", {"grant_id": entry.grant_id}))
+    if entry.action == "export" and (entry.result_count or 0) >= th.export_rows:
+        raised.append(("large_export", "medium", {"rows": entry.result_count}))
+
+    alarms = []
+    for rule, severity, detail in raised:
+        detail = {"action": entry.action, "username": entry.username, **detail}
+        alarm = Alarm(
+            ts=entry.ts,
+            rule=rule,
+            severity=severity,
+            user_id=entry.user_id,
+            city_code=entry.city_code,
+            audit_seq=entry.seq,
+            detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+        )
+        session.add(alarm)
+        alarms.append(alarm)
+    if alarms:
+        session.flush()
+    return alarms

@@ -1,0 +1,36 @@
+"""The backstop: every ORM query in a session that carries a principal returns only rows
+that principal may open, even if a service forgot its filter.
+
+Services put the principal (and its grants) into `session.info`; this listener adds
+`with_loader_criteria` for every record model to each ORM SELECT. Deliberate exceptions
+say so greppably with `execution_options(policy="aggregate")` (counts that include what
+the viewer cannot open) or `policy="validation"` (checking that a case exists).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from hub.models import RECORD_MODELS
+from hub.security.policy import openable_clause
+
+BYPASSES = frozenset({"aggregate", "validation"})
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _row_filter(state: ORMExecuteState) -> None:
+    principal = state.session.info.get("principal")
+    if principal is None or not state.is_select:
+        return
+    if state.execution_options.get("policy") in BYPASSES:
+        return
+    grants = state.session.info.get("grants", ())
+    state.statement = state.statement.options(
+        *(
+            with_loader_criteria(
+                model, openable_clause(principal, model, grants), include_aliases=True
+            )
+            for model in RECORD_MODELS
+        )
+    )
