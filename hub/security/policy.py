@@ -53,7 +53,7 @@ PROVINCE_ROLES = frozenset({"province_approver"})
 # Roles that may see secret records counted in aggregates (DESIGN §4).
 COUNTS_SECRET = frozenset({"province_approver", "leader"})
 
-O, M, C, P, N = (
+OK, M, C, P, N = (
     Outcome.OPEN,
     Outcome.OPEN_MASKED,
     Outcome.REQUEST_CITY,
@@ -71,17 +71,17 @@ def _all(outcome: Outcome) -> dict[str, Outcome]:
 
 
 _CITY_LEVEL = {
-    "public": _all(O),
-    "internal": _all(O),
-    "sensitive": _row(O, O, C),
+    "public": _all(OK),
+    "internal": _all(OK),
+    "sensitive": _row(OK, OK, C),
     "secret": _all(P),
 }
 _NO_RECORDS = {level: _all(N) for level in CLASSIFICATIONS}
 
 DECISIONS: dict[str, dict[str, dict[str, Outcome]]] = {
     "officer": {
-        "public": _all(O),
-        "internal": _row(O, C, C),
+        "public": _all(OK),
+        "internal": _row(OK, C, C),
         "sensitive": _all(C),
         "secret": _all(P),
     },
@@ -89,9 +89,9 @@ DECISIONS: dict[str, dict[str, dict[str, Outcome]]] = {
     "city_approver": _CITY_LEVEL,
     "commander": _CITY_LEVEL,
     "province_approver": {
-        "public": _all(O),
-        "internal": _all(O),
-        "sensitive": _all(O),
+        "public": _all(OK),
+        "internal": _all(OK),
+        "sensitive": _all(OK),
         "secret": _all(P),  # decided by another province approver
     },
     "analyst": {"public": _all(M), "internal": _all(M), "sensitive": _all(N), "secret": _all(N)},
