@@ -1,19 +1,33 @@
-"""Entry point: page config, language, navigation built from the page registry."""
+"""Entry point: page config, sign-in gate, navigation built from the user's role."""
 
 from pathlib import Path
 
 import streamlit as st
 
+from ui.auth import current_principal, identity_sidebar, sign_in_form
+from ui.frame import city_names, hub_or_stop, production_gate
 from ui.i18n import language_switch, t
-from ui.registry import PAGES
+from ui.registry import pages_for
 
 st.set_page_config(
     page_title=t("app_title"),
     page_icon=str(Path(__file__).parent / "ui" / "icon.png"),
     layout="wide",
 )
+hub = hub_or_stop()
+production_gate(hub)
 language_switch()
-pages = [
-    st.Page(spec.file, title=t(spec.title_key), icon=spec.icon, url_path=spec.key) for spec in PAGES
-]
-st.navigation(pages).run()
+principal = current_principal()
+if principal is None:
+    st.navigation([st.Page(sign_in_form, title=t("sign_in"), url_path="sign-in")]).run()
+else:
+    identity_sidebar(principal, city_names())
+    pages = pages_for(principal.role)
+    if not pages:
+        st.error(t("no_pages_for_role"))
+        st.stop()
+    nav = [
+        st.Page(p.file, title=t(p.title_key), icon=p.icon, url_path=p.key, default=i == 0)
+        for i, p in enumerate(pages)
+    ]
+    st.navigation(nav).run()

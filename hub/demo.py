@@ -959,7 +959,8 @@ def seed(
                 "the store already holds records; pass --reset to replace them with the demo"
             )
         clear_records(engine)
-    data = generate(SIZES[size], seed, anchor or anchor_now(), FieldCipher.from_settings(settings))
+    anchor = anchor or anchor_now()
+    data = generate(SIZES[size], seed, anchor, FieldCipher.from_settings(settings))
     written: dict[str, int] = {}
     tables = m.Base.metadata.tables
     for name, df in data.items():
@@ -976,7 +977,10 @@ def seed(
             else None,
         )
     reset_sequences(engine, [tables[n] for n in data])
-    written["users"] = seed_users(engine, now=datetime.now(UTC))
+    written["users"] = seed_users(engine, now=anchor - timedelta(days=4))
+    from hub import demo_activity  # uses the services, which import this module
+
+    written["audit_log"] = demo_activity.run(engine, settings, anchor=anchor)
     return written
 
 

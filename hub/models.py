@@ -508,6 +508,7 @@ class AuditEntry(Base):
         Index("ix_audit_log_user_id_ts", "user_id", "ts"),
         Index("ix_audit_log_city_code_ts", "city_code", "ts"),
         Index("ix_audit_log_action_ts", "action", "ts"),
+        Index("ix_audit_log_subject_ts", "subject", "ts"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -520,6 +521,11 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     dataset: Mapped[str | None] = mapped_column(String(32), nullable=True)
     query: Mapped[str | None] = mapped_column(Text, nullable=True, doc="normalised, JSON")
+    subject: Mapped[str | None] = mapped_column(
+        String(120),
+        nullable=True,
+        doc="what was looked up, e.g. plate:皖A12345 (blind index for IDs)",
+    )
     purpose: Mapped[str | None] = mapped_column(String(32), nullable=True)
     case_no: Mapped[str | None] = mapped_column(String(32), nullable=True)
     result_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -527,7 +533,9 @@ class AuditEntry(Base):
     owner_cities: Mapped[str | None] = mapped_column(
         String(120), nullable=True, doc="comma-separated cities whose records were touched"
     )
-    decision: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    decision: Mapped[str | None] = mapped_column(
+        String(32), nullable=True, doc="ok, pointer, or the refusal code"
+    )
     grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True, doc="JSON object")
     prev_hash: Mapped[str] = mapped_column(String(64))
@@ -551,6 +559,7 @@ class Alarm(Base):
     __table_args__ = (
         CheckConstraint("status IN ('open', 'closed')", name="status"),
         Index("ix_alarms_city_code_status", "city_code", "status"),
+        Index("ix_alarms_dedupe_key_ts", "dedupe_key", "ts"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -565,3 +574,6 @@ class Alarm(Base):
     closed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     close_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dedupe_key: Mapped[str] = mapped_column(
+        String(200), doc="rule:user:subject, one open alarm each"
+    )

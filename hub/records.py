@@ -18,7 +18,7 @@ from hub import models as m
 from hub.security import audit
 from hub.security.crypto import FieldCipher
 from hub.security.errors import AccessDenied, InputError
-from hub.security.masking import mask_fields
+from hub.security.masking import mask_fields, mask_id_number, mask_phone
 from hub.security.policy import (
     GrantScope,
     Outcome,
@@ -226,13 +226,14 @@ def search_person(
     if kind == "id_number":
         number = normalize_id_number(value)
         if problem := id_number_problem(number):
-            raise InputError("bad_id_number", problem, value=value[:20])
+            # The value goes back to the user and into the refusal's audit: masked.
+            raise InputError("bad_id_number", problem, value=mask_id_number(value[:20]))
         where = m.Person.id_bidx == cipher.blind_index("id_number", number)
         query = {"kind": "id_number", "value": cipher.blind_index("id_number", number)}
     elif kind == "phone":
         phone = normalize_phone(value)
         if problem := phone_problem(phone):
-            raise InputError("bad_phone", problem, value=value[:20])
+            raise InputError("bad_phone", problem, value=mask_phone(value[:20]))
         where = m.Person.phone_bidx == cipher.blind_index("phone", phone)
         query = {"kind": "phone", "value": cipher.blind_index("phone", phone)}
     elif kind == "name":

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 import hub.security.backstop  # noqa: F401  (registers the row-filter listener)
 from hub import overview, records
-from hub.models import Alarm, AuditEntry, User
+from hub.models import Alarm, AuditEntry, City, User
 from hub.security import access, audit, identity
 from hub.security.alarms import Thresholds
 from hub.security.crypto import FieldCipher
@@ -152,6 +152,16 @@ class Hub:
         if users:
             problems.append("demo password still set for: " + ", ".join(users))
         return problems
+
+    # --- reference data (public) ----------------------------------------------------
+
+    def cities(self) -> dict[str, tuple[str, str]]:
+        """adcode -> (Chinese name, English name) of every city."""
+        with self._session() as session:
+            rows = session.execute(
+                select(City.adcode, City.name, City.name_en).order_by(City.adcode)
+            )
+            return {code: (zh, en) for code, zh, en in rows}
 
     # --- aggregates -----------------------------------------------------------------
 

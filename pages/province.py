@@ -5,17 +5,25 @@ import streamlit as st
 from geo.layers import city_layer, district_layer, fill_colors, label_layer
 from hub.codes import code_values
 from ui import map as hubmap
+from ui.auth import guard
 from ui.frame import hub_or_stop
 from ui.i18n import lang, t
 
+principal = guard("province")
 DATA_CLASS_KEYS = code_values("data_class")
 hub = hub_or_stop()
-ov = hub.province_overview()
+ov = hub.province_overview(principal)
 
 st.title(t("province_heading"))
 if ov.synthetic:
     st.info(t("synthetic_banner"), icon=":material/science:")
-st.caption(t("province_caption"))
+st.caption(
+    t(
+        "province_caption_secret"
+        if principal.role in ("province_approver", "leader")
+        else "province_caption"
+    )
+)
 
 totals = ov.totals
 cols = st.columns(len(DATA_CLASS_KEYS) + 1)

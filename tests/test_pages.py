@@ -1,4 +1,8 @@
-"""Pages run headless (Streamlit AppTest) against a seeded store, in both languages."""
+"""Pages run headless (Streamlit AppTest) against a seeded store, per role and language.
+
+Each page run on its own (as Streamlit does for files under pages/ before navigation
+exists) must render no data without a principal or for a role it is not meant for.
+"""
 
 from __future__ import annotations
 
@@ -6,60 +10,141 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from hub.security.identity import principal_of
+from hub.security.policy import ROLES
+from hub.store import transaction
 from tests.conftest import ROOT
-from ui.registry import PAGES
+from ui.registry import PAGES, PAGES_BY_KEY
+
+
+@pytest.fixture(scope="module")
+def principals(tmp_path_factory):
+    from hub.models import User
+    from tests.conftest import seeded_engine
+
+    engine = seeded_engine("sqlite", tmp_path_factory)
+    with transaction(engine) as session:
+        users = session.query(User).all()
+        by_role = {}
+        for u in users:
+            by_role.setdefault(u.role, principal_of(u))
+    return by_role
 
 
 @pytest.fixture
 def app_env(seeded_sqlite, monkeypatch):
     monkeypatch.setenv("HUB_DATABASE_URL", seeded_sqlite.url.render_as_string(hide_password=False))
     st.cache_resource.clear()
+    st.cache_data.clear()
     yield
     st.cache_resource.clear()
+    st.cache_data.clear()
 
 
-def _run(path: str, lang: str = "zh") -> AppTest:
+def _run(path: str, principal=None, lang: str = "zh") -> AppTest:
     at = AppTest.from_file(str(ROOT / path), default_timeout=60)
     at.session_state["lang"] = lang
+    if principal is not None:
+        at.session_state["principal"] = principal
     return at.run()
 
 
-def test_app_opens_on_the_province_page(app_env):
+def _shows_data(at: AppTest) -> bool:
+    return bool(len(at.dataframe) or len(at.metric) or len(at.get("deck_gl_json_chart")))
+
+
+def test_app_without_principal_shows_only_sign_in(app_env):
     at = _run("app.py")
     assert not at.exception
+    assert at.button[0].label == "登录" or at.get("form_submit_button")
+    assert not _shows_data(at)
+
+
+def test_sign_in_form_signs_in_and_shows_the_first_page(app_env):
+    at = _run("app.py")
+    at.text_input[0].input("officer.hf")
+    at.text_input[1].input("demo-2026")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.session_state["principal"].username == "officer.hf"
     assert at.title[0].value == "全省数据资源概况"
-    assert "合成数据" in at.info[0].value
+
+
+def test_wrong_password_is_one_message(app_env):
+    at = _run("app.py")
+    at.text_input[0].input("officer.hf")
+    at.text_input[1].input("wrong-password")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.error[0].value == "用户名或密码错误。"
+    assert "principal" not in at.session_state
 
 
 @pytest.mark.parametrize("spec", PAGES, ids=lambda s: s.key)
-def test_each_page_renders_without_error(app_env, spec):
+def test_page_alone_without_principal_renders_no_data(app_env, spec):
     at = _run(spec.file)
     assert not at.exception
+    assert not _shows_data(at)
+    assert at.warning[0].value == "请先登录。"
 
 
-def test_province_page_shows_counts_per_class(app_env, seeded_sqlite):
+@pytest.mark.parametrize(
+    ("spec", "role"),
+    [(s, r) for s in PAGES for r in ROLES if r not in s.roles],
+    ids=lambda v: getattr(v, "key", v),
+)
+def test_page_refuses_wrong_roles(app_env, principals, spec, role):
+    at = _run(spec.file, principals[role])
+    assert not at.exception
+    assert not _shows_data(at)
+    assert at.error[0].value == "您的角色无权访问此页面。"
+
+
+@pytest.mark.parametrize(
+    ("spec", "role"), [(s, r) for s in PAGES for r in sorted(s.roles)], ids=lambda v: getattr(v, "key", v)
+)
+def test_page_renders_for_each_allowed_role(app_env, principals, spec, role):
+    at = _run(spec.file, principals[role])
+    assert not at.exception
+    assert not at.error
+
+
+def test_province_page_shows_counts_per_class(app_env, principals, seeded_sqlite):
     with seeded_sqlite.connect() as conn:
         expected = conn.exec_driver_sql(
             "SELECT COUNT(*) FROM incidents WHERE classification <> 'secret'"
         ).scalar_one()
-    at = _run("pages/province.py")
+    at = _run("pages/province.py", principals["officer"])
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["警情"] == f"{expected:,}"
-    assert int(metrics["记录总数"].replace(",", "")) > 20_000
     table = at.dataframe[0].value
     assert len(table) == 16 and "合肥市" in set(table["地市"])
 
 
-def test_english_switch(app_env):
-    at = _run("pages/province.py", lang="en")
+def test_leader_counts_secret_records(app_env, principals, seeded_sqlite):
+    with seeded_sqlite.connect() as conn:
+        expected = conn.exec_driver_sql("SELECT COUNT(*) FROM incidents").scalar_one()
+    at = _run("pages/province.py", principals["leader"])
+    assert {m.label: m.value for m in at.metric}["警情"] == f"{expected:,}"
+
+
+def test_english_switch(app_env, principals):
+    at = _run("pages/province.py", principals["officer"], lang="en")
     assert at.title[0].value == "Data held across the province"
     assert "Hefei" in set(at.dataframe[0].value["City"])
+
+
+def test_app_navigation_follows_the_role(app_env, principals):
+    at = _run("app.py", principals["auditor"])
+    assert not at.exception
+    assert at.title[0].value == "审计与告警"
+    assert "audit" in PAGES_BY_KEY
 
 
 def test_store_down_is_a_message_not_a_traceback(monkeypatch):
     monkeypatch.setenv("HUB_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none")
     st.cache_resource.clear()
-    at = _run("pages/province.py")
+    at = _run("app.py")
     st.cache_resource.clear()
     assert not at.exception
     assert "cannot reach the store" in at.error[0].value

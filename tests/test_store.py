@@ -119,7 +119,7 @@ def test_cli_bad_url_prints_one_line_and_exits_nonzero():
     assert "HUB_DATABASE_URL" in lines[0]
 
 
-@pytest.mark.parametrize("command", ["init", "demo", "bench"])
+@pytest.mark.parametrize("command", ["init", "demo", "bench", "users", "audit"])
 def test_every_command_has_help_and_db_option(command):
     proc = subprocess.run(
         [sys.executable, "-m", "hub", command, "--help"],

@@ -1,4 +1,4 @@
-"""Shared page furniture: the store handle with a clear message when it is down."""
+"""Shared page furniture: the hub handle, the production gate, public reference data."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import streamlit as st
 from hub.service import Hub
 from hub.store import StoreError
 from ui.hub import get_hub
-from ui.i18n import t
+from ui.i18n import lang, t
 
 
 def hub_or_stop() -> Hub:
@@ -17,3 +17,30 @@ def hub_or_stop() -> Hub:
     except StoreError as exc:
         st.error(t("store_unavailable", reason=str(exc)))
         st.stop()
+
+
+@st.cache_resource(show_spinner=False)
+def _startup_problems() -> list[str]:
+    return get_hub().startup_problems()
+
+
+def production_gate(hub: Hub) -> None:
+    """With HUB_ENV=production, refuse to run while demo keys or passwords are in use."""
+    problems = _startup_problems() if hub.settings.is_production else []
+    if problems:
+        st.error(t("production_refused"))
+        for p in problems:
+            st.markdown(f"- {p}")
+        st.stop()
+
+
+@st.cache_data(show_spinner=False)
+def _cities() -> dict[str, tuple[str, str]]:
+    # Public reference data: safe in the cross-user data cache.
+    return get_hub().cities()
+
+
+def city_names() -> dict[str, str]:
+    """adcode -> city name in the current language."""
+    i = 0 if lang() == "zh" else 1
+    return {code: names[i] for code, names in _cities().items()}

@@ -1,9 +1,11 @@
-"""The page registry: app.py builds navigation from it and the tests walk it."""
+"""The page registry: app.py builds navigation from it, guards read it, tests walk it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from hub.service import AGGREGATE_ROLES, AUDIT_ROLES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -14,6 +16,7 @@ class PageSpec:
     file: str  # relative to the repository root
     title_key: str  # i18n key
     icon: str
+    roles: frozenset[str]
 
     @property
     def path(self) -> Path:
@@ -21,5 +24,11 @@ class PageSpec:
 
 
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("province", "pages/province.py", "page_province", ":material/map:"),
+    PageSpec("province", "pages/province.py", "page_province", ":material/map:", AGGREGATE_ROLES),
+    PageSpec("audit", "pages/audit.py", "page_audit", ":material/policy:", AUDIT_ROLES),
 )
+PAGES_BY_KEY = {p.key: p for p in PAGES}
+
+
+def pages_for(role: str) -> list[PageSpec]:
+    return [p for p in PAGES if role in p.roles]

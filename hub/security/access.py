@@ -12,7 +12,7 @@ from hub.codes import CLASSIFICATIONS, codes
 from hub.models import AccessRequest, City, Grant, Review, User
 from hub.security import audit
 from hub.security.errors import AccessDenied, InputError, RequestError
-from hub.security.policy import GrantScope, Principal, route_for
+from hub.security.policy import GrantScope, Principal, base_outcome, route_for
 from hub.security.reasons import Reason, check_reason
 from hub.validate import is_valid_plate, normalize_plate
 
@@ -27,9 +27,11 @@ BREAK_GLASS_ROLES = frozenset({"investigator"})
 
 
 def grants_in_force(session: Session, principal: Principal, *, now: datetime) -> list[GrantScope]:
+    """The principal's grants in force at `now`: granted, not yet expired, not revoked."""
     rows = session.scalars(
         select(Grant).where(
             Grant.user_id == principal.user_id,
+            Grant.granted_at <= now,
             Grant.expires_at > now,
             Grant.revoked_at.is_(None),
         )
@@ -80,6 +82,11 @@ def request_access(
         raise InputError("bad_level", f"cannot request level {level!r}")
     if session.get(City, owner_city) is None:
         raise InputError("unknown_city", f"unknown city {owner_city!r}")
+    rel = "own_city" if owner_city == principal.city_code else "other_city"
+    if base_outcome(principal.role, level, rel).opens:
+        raise InputError(
+            "already_covered", "your role already opens these records", level=level, city=owner_city
+        )
     justification = justification.strip()
     if not justification:
         raise InputError("justification_required", "say why the access is needed")

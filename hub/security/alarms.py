@@ -47,23 +47,26 @@ def _recent(entry: AuditEntry, minutes: float):
     )
 
 
-def _already(session: Session, rule: str, entry: AuditEntry, minutes: float, key: str = "") -> bool:
+def _dedupe_key(rule: str, entry: AuditEntry, subject: str | None = None) -> str:
+    who = "" if rule == "many_users_one_subject" else str(entry.user_id)
+    return f"{rule}:{who}:{subject or ''}"[:200]
+
+
+def _already(
+    session: Session, rule: str, entry: AuditEntry, minutes: float, subject: str | None = None
+) -> bool:
     """One open alarm per rule, user (and subject) and window: no alarm storm."""
     since = entry.ts - timedelta(minutes=minutes)
-    q = select(Alarm.detail).where(Alarm.rule == rule, Alarm.ts > since, Alarm.status == "open")
-    if entry.user_id is not None and rule != "many_users_one_subject":
-        q = q.where(Alarm.user_id == entry.user_id)
-    details = session.scalars(q).all()
-    return any(json.loads(d).get("key", "") == key for d in details)
-
-
-def _subject(entry: AuditEntry) -> str | None:
-    if not entry.query:
-        return None
-    q = json.loads(entry.query)
-    if "value" in q and "kind" in q:
-        return f"{q['kind']}:{q['value']}"
-    return None
+    hit = session.scalar(
+        select(Alarm.id)
+        .where(
+            Alarm.dedupe_key == _dedupe_key(rule, entry, subject),
+            Alarm.ts > since,
+            Alarm.status == "open",
+        )
+        .limit(1)
+    )
+    return hit is not None
 
 
 def evaluate(session: Session, entry: AuditEntry) -> list[Alarm]:
@@ -89,14 +92,14 @@ def evaluate(session: Session, entry: AuditEntry) -> list[Alarm]:
             session, "repeated_refusals", entry, th.refusals_minutes
         ):
             raised.append(("repeated_refusals", "medium", {"refusals": n}))
-    subject = _subject(entry) if lookup else None
+    subject = entry.subject if lookup else None
     if subject:
         since = entry.ts - timedelta(hours=th.subject_hours)
         users = session.scalar(
             select(func.count(distinct(AuditEntry.user_id))).where(
-                AuditEntry.action.in_(LOOKUP_ACTIONS),
-                AuditEntry.query == entry.query,
+                AuditEntry.subject == subject,
                 AuditEntry.ts > since,
+                AuditEntry.action.in_(LOOKUP_ACTIONS),
             )
         )
         if users >= th.subject_users and not _already(
@@ -112,7 +115,6 @@ def evaluate(session: Session, entry: AuditEntry) -> list[Alarm]:
 
     alarms = []
     for rule, severity, detail in raised:
-        detail = {"action": entry.action, "username": entry.username, **detail}
         alarm = Alarm(
             ts=entry.ts,
             rule=rule,
@@ -120,7 +122,12 @@ def evaluate(session: Session, entry: AuditEntry) -> list[Alarm]:
             user_id=entry.user_id,
             city_code=entry.city_code,
             audit_seq=entry.seq,
-            detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+            detail=json.dumps(
+                {"action": entry.action, "username": entry.username, **detail},
+                ensure_ascii=False,
+                sort_keys=True,
+            ),
+            dedupe_key=_dedupe_key(rule, entry, detail.get("key")),
         )
         session.add(alarm)
         alarms.append(alarm)

@@ -27,7 +27,7 @@ MAX_RECORD_IDS = 2000
 # The fields that are hashed, in this order; anything else on the row is not evidence.
 CHAINED_FIELDS = (
     "seq", "ts", "user_id", "username", "role", "city_code", "action", "dataset", "query",
-    "purpose", "case_no", "result_count", "record_ids", "owner_cities", "decision",
+    "subject", "purpose", "case_no", "result_count", "record_ids", "owner_cities", "decision",
     "grant_id", "detail",
 )  # fmt: skip
 
@@ -52,6 +52,13 @@ def _json(value) -> str | None:
     if value is None:
         return None
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _subject(query: dict | None) -> str | None:
+    """`kind:value` of a lookup's subject, the key alarm rules group by."""
+    if not query or "kind" not in query or "value" not in query:
+        return None
+    return f"{query['kind']}:{query['value']}"[:120]
 
 
 def record(
@@ -107,6 +114,7 @@ def record(
         action=action,
         dataset=dataset,
         query=_json(query),
+        subject=_subject(query),
         purpose=purpose,
         case_no=case_no,
         result_count=result_count,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql.util import find_tables
 
 from hub.models import RECORD_MODELS
 from hub.security.policy import openable_clause
@@ -25,12 +26,25 @@ def _row_filter(state: ORMExecuteState) -> None:
         return
     if state.execution_options.get("policy") in BYPASSES:
         return
+    # Only the record models this statement reads: building every model's clause for
+    # each query would cost more than the query. `all_mappers` names only the selected
+    # entities, so the tables in FROM (select_from, joins, subqueries) are added.
+    tables = {
+        t.name for t in find_tables(state.statement, include_joins=True, include_aliases=True)
+    }
+    involved = [
+        model
+        for model in RECORD_MODELS
+        if model.__tablename__ in tables or any(mp.class_ is model for mp in state.all_mappers)
+    ]
+    if not involved:
+        return
     grants = state.session.info.get("grants", ())
     state.statement = state.statement.options(
         *(
             with_loader_criteria(
                 model, openable_clause(principal, model, grants), include_aliases=True
             )
-            for model in RECORD_MODELS
+            for model in involved
         )
     )

@@ -138,3 +138,11 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
+
+
+def sign_in(visit: Visit, username: str, password: str = "demo-2026") -> None:
+    visit.goto()
+    visit.page.get_by_label("用户名").fill(username)
+    visit.page.get_by_label("密码").fill(password)
+    visit.page.get_by_role("button", name="登录").click()
+    visit.settle()

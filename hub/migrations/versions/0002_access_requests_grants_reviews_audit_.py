@@ -70,12 +70,13 @@ def upgrade() -> None:
         sa.Column("action", sa.String(length=32), nullable=False),
         sa.Column("dataset", sa.String(length=32), nullable=True),
         sa.Column("query", sa.Text(), nullable=True),
+        sa.Column("subject", sa.String(length=120), nullable=True),
         sa.Column("purpose", sa.String(length=32), nullable=True),
         sa.Column("case_no", sa.String(length=32), nullable=True),
         sa.Column("result_count", sa.Integer(), nullable=True),
         sa.Column("record_ids", sa.Text(), nullable=True),
         sa.Column("owner_cities", sa.String(length=120), nullable=True),
-        sa.Column("decision", sa.String(length=16), nullable=True),
+        sa.Column("decision", sa.String(length=32), nullable=True),
         sa.Column("grant_id", sa.Integer(), nullable=True),
         sa.Column("detail", sa.Text(), nullable=True),
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
@@ -87,6 +88,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_audit_log_action_ts", ["action", "ts"], unique=False)
         batch_op.create_index("ix_audit_log_city_code_ts", ["city_code", "ts"], unique=False)
         batch_op.create_index("ix_audit_log_user_id_ts", ["user_id", "ts"], unique=False)
+        batch_op.create_index("ix_audit_log_subject_ts", ["subject", "ts"], unique=False)
 
     op.create_table(
         "access_requests",
@@ -145,6 +147,7 @@ def upgrade() -> None:
         sa.Column("closed_by", sa.Integer(), nullable=True),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("close_note", sa.Text(), nullable=True),
+        sa.Column("dedupe_key", sa.String(length=200), nullable=False),
         sa.CheckConstraint("status IN ('open', 'closed')", name=op.f("ck_alarms_status")),
         sa.ForeignKeyConstraint(
             ["closed_by"], ["users.id"], name=op.f("fk_alarms_closed_by_users")
@@ -154,6 +157,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("alarms", schema=None) as batch_op:
         batch_op.create_index("ix_alarms_city_code_status", ["city_code", "status"], unique=False)
+        batch_op.create_index("ix_alarms_dedupe_key_ts", ["dedupe_key", "ts"], unique=False)
 
     op.create_table(
         "grants",
@@ -232,6 +236,7 @@ def downgrade() -> None:
 
     op.drop_table("grants")
     with op.batch_alter_table("alarms", schema=None) as batch_op:
+        batch_op.drop_index("ix_alarms_dedupe_key_ts")
         batch_op.drop_index("ix_alarms_city_code_status")
 
     op.drop_table("alarms")
@@ -241,6 +246,7 @@ def downgrade() -> None:
 
     op.drop_table("access_requests")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_log_subject_ts")
         batch_op.drop_index("ix_audit_log_user_id_ts")
         batch_op.drop_index("ix_audit_log_city_code_ts")
         batch_op.drop_index("ix_audit_log_action_ts")

@@ -1,0 +1,65 @@
+"""Audit: the log, the chain check, alarms to close with a note, and the owner's view."""
+
+import streamlit as st
+
+from hub.security.errors import HubError
+from ui.auth import guard
+from ui.errors import show_error
+from ui.frame import hub_or_stop
+from ui.i18n import t
+
+principal = guard("audit")
+hub = hub_or_stop()
+st.title(t("audit_heading"))
+
+tabs = [t("tab_log"), t("tab_chain"), t("tab_alarms")]
+if principal.role == "city_approver":
+    tabs.append(t("tab_owner_view"))
+sections = st.tabs(tabs)
+
+with sections[0]:
+    c1, c2 = st.columns(2)
+    username = c1.text_input(t("filter_username"), max_chars=64)
+    action = c2.text_input(t("filter_action"), max_chars=32)
+    log = hub.audit_log(principal, username=username, action=action)
+    st.caption(t("rows_shown", n=len(log)))
+    st.dataframe(log, hide_index=True, width="stretch")
+
+with sections[1]:
+    st.caption(t("chain_explained"))
+    if st.button(t("verify_chain"), type="primary"):
+        result = hub.verify_audit_chain(principal)
+        if result.ok:
+            st.success(t("chain_ok", n=result.checked))
+        else:
+            st.error(t("chain_broken", seq=result.first_broken_seq, reason=result.reason))
+
+with sections[2]:
+    alarms = hub.alarms(principal)
+    if not alarms:
+        st.info(t("no_open_alarms"))
+    else:
+        st.dataframe(
+            [{t("col_time"): a.ts, t("col_rule"): t("rule_" + a.rule), t("col_severity"): a.severity,
+              t("col_user"): a.username, t("col_city"): a.city_code, t("col_detail"): a.detail}
+             for a in alarms],
+            hide_index=True, width="stretch",
+        )  # fmt: skip
+        with st.form("close_alarm"):
+            chosen = st.selectbox(
+                t("alarm_to_close"), [a.id for a in alarms],
+                format_func=lambda i: next(f"#{a.id} {t('rule_' + a.rule)} · {a.username}" for a in alarms if a.id == i),
+            )  # fmt: skip
+            note = st.text_area(t("close_note"), max_chars=1000)
+            if st.form_submit_button(t("close_alarm")):
+                try:
+                    hub.close_alarm(principal, chosen, note)
+                    st.success(t("alarm_closed_ok"))
+                    st.rerun()
+                except HubError as exc:
+                    show_error(exc)
+
+if principal.role == "city_approver":
+    with sections[3]:
+        st.caption(t("owner_view_explained"))
+        st.dataframe(hub.owner_view(principal), hide_index=True, width="stretch")
