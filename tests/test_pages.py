@@ -101,7 +101,9 @@ def test_page_refuses_wrong_roles(app_env, principals, spec, role):
 
 
 @pytest.mark.parametrize(
-    ("spec", "role"), [(s, r) for s in PAGES for r in sorted(s.roles)], ids=lambda v: getattr(v, "key", v)
+    ("spec", "role"),
+    [(s, r) for s in PAGES for r in sorted(s.roles)],
+    ids=lambda v: getattr(v, "key", v),
 )
 def test_page_renders_for_each_allowed_role(app_env, principals, spec, role):
     at = _run(spec.file, principals[role])
