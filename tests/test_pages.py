@@ -150,3 +150,29 @@ def test_store_down_is_a_message_not_a_traceback(monkeypatch):
     st.cache_resource.clear()
     assert not at.exception
     assert "cannot reach the store" in at.error[0].value
+
+
+def test_production_refuses_demo_keys_and_passwords(app_env, monkeypatch):
+    monkeypatch.setenv("HUB_ENV", "production")
+    at = _run("app.py")
+    assert not at.exception
+    assert at.error[0].value == "生产环境拒绝启动：仍在使用演示密钥或演示密码。"
+    problems = " ".join(m.value for m in at.markdown)
+    assert "HUB_SM4_KEY" in problems and "HUB_BLIND_INDEX_KEY" in problems
+    assert "officer.hf" in problems
+    assert not at.get("form")  # no sign-in form
+
+
+def test_production_starts_with_real_keys_and_no_demo_passwords(app_env, monkeypatch, seeded_sqlite):
+    from hub.security.identity import users_with_demo_password
+    from hub.store import transaction
+
+    monkeypatch.setenv("HUB_ENV", "production")
+    monkeypatch.setenv("HUB_SM4_KEY", "0f1e2d3c4b5a69788796a5b4c3d2e1f0")
+    monkeypatch.setenv("HUB_BLIND_INDEX_KEY", "a-real-secret-from-the-key-store")
+    with transaction(seeded_sqlite) as session:
+        assert users_with_demo_password(session)  # the demo store still has them ...
+    at = _run("app.py")
+    assert at.error[0].value.startswith("生产环境拒绝启动")  # ... so it still refuses
+    problems = " ".join(m.value for m in at.markdown)
+    assert "HUB_SM4_KEY" not in problems and "demo password" in problems
