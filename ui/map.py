@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import pydeck as pdk
 import streamlit as st
+from pydeck.bindings.json_tools import default_serialize
 
 from geo.layers import PROVINCE_VIEW
+
+
+class CompactDeck(pdk.Deck):
+    """A Deck whose JSON has no indentation: pydeck indents by two spaces, which for
+    boundary coordinates nearly triples what every rerun sends to the browser."""
+
+    def to_json(self) -> str:
+        return json.dumps(self, sort_keys=True, default=default_serialize, separators=(",", ":"))
 
 
 def deck(
@@ -18,7 +29,7 @@ def deck(
     """A Deck with no external basemap unless `map_style` (HUB_MAP_STYLE) names one."""
     if map_style:
         # A MapLibre style.json served on the LAN; Carto is pydeck's MapLibre provider.
-        return pdk.Deck(
+        return CompactDeck(
             layers=layers,
             initial_view_state=view,
             map_provider="carto",
@@ -27,7 +38,7 @@ def deck(
         )
     # map_style is left at pydeck's sentinel on purpose: with map_provider=None it tells
     # Streamlit's frontend "no basemap", whereas map_style=None makes it load Carto's.
-    return pdk.Deck(layers=layers, initial_view_state=view, map_provider=None, tooltip=tooltip)
+    return CompactDeck(layers=layers, initial_view_state=view, map_provider=None, tooltip=tooltip)
 
 
 def show(d: pdk.Deck, *, height: int = 620, key: str | None = None) -> None:
