@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.security.access import REQUESTER_ROLES
 from hub.service import AGGREGATE_ROLES, AUDIT_ROLES
+
+LOOKUP_ROLES = frozenset(
+    {"officer", "investigator", "city_approver", "province_approver", "commander"}
+)
+REQUEST_ROLES = REQUESTER_ROLES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +31,10 @@ class PageSpec:
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("province", "pages/province.py", "page_province", ":material/map:", AGGREGATE_ROLES),
+    PageSpec("lookup", "pages/lookup.py", "page_lookup", ":material/search:", LOOKUP_ROLES),
+    PageSpec(
+        "requests", "pages/requests.py", "page_requests", ":material/approval:", REQUEST_ROLES
+    ),
     PageSpec("audit", "pages/audit.py", "page_audit", ":material/policy:", AUDIT_ROLES),
 )
 PAGES_BY_KEY = {p.key: p for p in PAGES}

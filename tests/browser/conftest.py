@@ -67,10 +67,20 @@ def app_url(seeded_sqlite_url) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def seeded_sqlite_url(tmp_path_factory) -> str:
-    from tests.conftest import seeded_engine
+    """A small demo store of the browser tests' own: they file requests and decide them."""
+    from hub import demo
+    from hub.reference import load_reference
+    from hub.settings import load_settings
+    from hub.store import make_engine, transaction, upgrade
 
-    engine = seeded_engine("sqlite", tmp_path_factory)
-    return engine.url.render_as_string(hide_password=False)
+    url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'hub.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with transaction(engine) as session:
+        load_reference(session=session)
+    demo.seed(engine, load_settings(), size="small")
+    engine.dispose()
+    return url
 
 
 @pytest.fixture(scope="session")

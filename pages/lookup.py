@@ -1,0 +1,84 @@
+"""Lookup: persons and vehicles across all 16 cities, under a reason; hidden records as pointers."""
+
+import pandas as pd
+import streamlit as st
+
+from hub.security.errors import HubError
+from ui.auth import guard
+from ui.errors import show_error
+from ui.frame import city_names, hub_or_stop
+from ui.i18n import t
+from ui.reason import reason_form
+from ui.tables import localise
+
+principal = guard("lookup")
+hub = hub_or_stop()
+names = city_names()
+st.title(t("lookup_heading"))
+
+reason = reason_form()
+kinds = {
+    "plate": t("kind_plate"),
+    "id_number": t("kind_id_number"),
+    "phone": t("kind_phone"),
+    "name": t("kind_name"),
+}
+with st.form("lookup"):
+    c1, c2 = st.columns([1, 3])
+    kind = c1.selectbox(t("search_by"), list(kinds), format_func=kinds.__getitem__)
+    value = c2.text_input(t("search_value"), max_chars=64)
+    go = st.form_submit_button(t("search"), type="primary", disabled=reason is None)
+
+if go and reason is not None:
+    try:
+        if kind == "plate":
+            st.session_state["lookup_result"] = hub.search_plate(principal, value, reason)
+        else:
+            st.session_state["lookup_result"] = hub.search_person(principal, kind, value, reason)
+    except HubError as exc:
+        st.session_state.pop("lookup_result", None)
+        show_error(exc)
+
+result = st.session_state.get("lookup_result")
+if result is not None:
+    st.caption(
+        t("lookup_counts", rows=len(result.rows), hidden=sum(p.count for p in result.pointers))
+    )
+    if result.grants_used:
+        st.info(t("opened_with_grant", grants=", ".join(f"#{g}" for g in result.grants_used)))
+    frame = pd.DataFrame(result.rows)
+    if not frame.empty:
+        for city, rows in frame.groupby("city_code", sort=False):
+            st.subheader(names.get(city, city))
+            st.dataframe(
+                localise(rows.drop(columns=["city_code"])), hide_index=True, width="stretch"
+            )
+    elif not result.pointers:
+        st.info(t("no_results"))
+    for p in result.pointers:
+        text = t(
+            "pointer_line",
+            n=p.count,
+            city=names.get(p.city_code, p.city_code),
+            level=t("level_" + p.level),
+        )
+        with st.container(border=True):
+            st.markdown(f":material/lock: {text}")
+            if p.route.value == "never":
+                st.caption(t("pointer_never"))
+                continue
+            st.caption(t("route_" + p.route.value))
+            if kind != "plate":
+                continue  # person requests are filed by case or record id, not by this search
+            with st.form(f"req-{p.dataset}-{p.city_code}-{p.level}"):
+                st.markdown(f"**{t('request_access')}** · {value.strip()}")
+                justification = st.text_area(t("justification"), max_chars=1000)
+                if st.form_submit_button(t("send_request")):
+                    try:
+                        rid = hub.request_access(
+                            principal, owner_city=p.city_code, level=p.level, scope_kind="plate",
+                            scope_value=value, reason=reason, justification=justification,
+                        )  # fmt: skip
+                        st.success(t("request_sent", id=rid))
+                    except HubError as exc:
+                        show_error(exc)

@@ -1,0 +1,59 @@
+"""The founding story in two browsers: a 合肥 investigator follows the pursuit plate, sees
+滁州's sightings only as a pointer, requests access; a 滁州 approver approves in their own
+session; the investigator's next search shows the 滁州 sightings."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.demo import PURSUIT_CASE_NO, PURSUIT_PLATE
+from tests.browser.conftest import Visit, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+def _search_pursuit(v: Visit) -> None:
+    v.page.get_by_role("link", name="跨市查询").click()
+    v.settle()
+    v.page.get_by_label("在办案件编号").fill(PURSUIT_CASE_NO)
+    v.page.get_by_label("在办案件编号").press("Enter")
+    v.settle()
+    v.page.get_by_label("查询内容").fill(PURSUIT_PLATE)
+    v.page.get_by_role("button", name="查询").click()
+    v.settle()
+
+
+def test_request_and_approval_open_the_neighbours_sightings(browser, app_url):
+    requester, approver = Visit(browser, app_url), Visit(browser, app_url)
+    try:
+        sign_in(requester, "investigator.hf")
+        _search_pursuit(requester)
+        page = requester.page
+        assert page.get_by_text("滁州市有 3 条敏感记录").count() == 1
+        assert page.get_by_role("heading", name="合肥市").count() == 1
+        assert page.get_by_role("heading", name="滁州市").count() == 0
+        requester.shot("pursuit-1-pointer")
+        page.get_by_label("申请理由").fill("追逃：嫌疑车辆驶入滁州，需调阅卡口记录")
+        page.get_by_role("button", name="提交申请").click()
+        requester.settle()
+        assert page.get_by_text("已提交，等待审批").count() == 1
+
+        sign_in(approver, "approver.cz")
+        approver.page.get_by_role("link", name="权限申请").click()
+        approver.settle()
+        assert approver.page.get_by_text(PURSUIT_PLATE).count() >= 1
+        approver.page.get_by_label("审批意见（必填）").first.fill("同意，限本案使用")
+        approver.page.get_by_role("button", name="批准").first.click()
+        approver.settle()
+        assert approver.page.get_by_text("已批准").count() >= 1
+        approver.shot("pursuit-2-approved")
+
+        page.get_by_role("button", name="查询").click()
+        requester.settle()
+        assert page.get_by_role("heading", name="滁州市").count() == 1
+        assert page.get_by_text("依据授权").count() == 1
+        requester.shot("pursuit-3-crossed")
+        assert requester.external == [] and approver.external == []
+    finally:
+        requester.context.close()
+        approver.context.close()
