@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from hub import models as m
 from hub.security import audit
 from hub.security.crypto import FieldCipher
-from hub.security.errors import AccessDenied, InputError
+from hub.security.errors import AccessDenied, InputError, refuse_nul
 from hub.security.masking import mask_fields, mask_id_number, mask_phone
 from hub.security.policy import (
     GrantScope,
@@ -204,7 +204,7 @@ def _bounded(value: str, field_name: str) -> str:
         raise InputError("empty_query", "type something to search for", field=field_name)
     if len(value) > MAX_QUERY:
         raise InputError("too_long", "search text too long", field=field_name, limit=MAX_QUERY)
-    return value
+    return refuse_nul(value, field_name)
 
 
 def search_plate(session: Session, principal: Principal, plate: str, **kw) -> LookupResult:

@@ -25,7 +25,7 @@ from hub.models import Alarm, AuditEntry, City, User
 from hub.security import access, audit, identity
 from hub.security.alarms import Thresholds
 from hub.security.crypto import FieldCipher
-from hub.security.errors import AccessDenied, HubError, InputError, SignInError
+from hub.security.errors import AccessDenied, HubError, InputError, SignInError, refuse_nul
 from hub.security.policy import COUNTS_SECRET, Principal
 from hub.security.reasons import Reason
 from hub.settings import Settings, load_settings
@@ -284,6 +284,7 @@ class Hub:
                 raise InputError("unknown_alarm", f"no alarm {alarm_id}")
             if alarm.status == "closed":
                 raise InputError("alarm_closed", "the alarm is already closed")
+            refuse_nul(note, "note")
             if not note.strip():
                 raise InputError("note_required", "closing an alarm needs a note")
             if len(note) > 1000:

@@ -5,11 +5,13 @@ import streamlit as st
 from hub.security.errors import HubError
 from ui.auth import guard
 from ui.errors import show_error
-from ui.frame import hub_or_stop
+from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
+from ui.tables import local_time, localise
 
 principal = guard("audit")
 hub = hub_or_stop()
+names = city_names()
 st.title(t("audit_heading"))
 
 tabs = [t("tab_log"), t("tab_chain"), t("tab_alarms")]
@@ -23,7 +25,7 @@ with sections[0]:
     action = c2.text_input(t("filter_action"), max_chars=32)
     log = hub.audit_log(principal, username=username, action=action)
     st.caption(t("rows_shown", n=len(log)))
-    st.dataframe(log, hide_index=True, width="stretch")
+    st.dataframe(localise(log), hide_index=True, width="stretch")
 
 with sections[1]:
     st.caption(t("chain_explained"))
@@ -40,8 +42,8 @@ with sections[2]:
         st.info(t("no_open_alarms"))
     else:
         st.dataframe(
-            [{t("col_time"): a.ts, t("col_rule"): t("rule_" + a.rule), t("col_severity"): a.severity,
-              t("col_user"): a.username, t("col_city"): a.city_code, t("col_detail"): a.detail}
+            [{t("col_time"): local_time(a.ts, "%Y-%m-%d %H:%M"), t("col_rule"): t("rule_" + a.rule), t("col_severity"): a.severity,
+              t("col_user"): a.username, t("col_city"): names.get(a.city_code or "", a.city_code), t("col_detail"): ", ".join(f"{k}={v}" for k, v in a.detail.items() if k not in ("action", "username"))}
              for a in alarms],
             hide_index=True, width="stretch",
         )  # fmt: skip
@@ -62,4 +64,4 @@ with sections[2]:
 if principal.role == "city_approver":
     with sections[3]:
         st.caption(t("owner_view_explained"))
-        st.dataframe(hub.owner_view(principal), hide_index=True, width="stretch")
+        st.dataframe(localise(hub.owner_view(principal)), hide_index=True, width="stretch")

@@ -82,3 +82,26 @@ if result is not None:
                         st.success(t("request_sent", id=rid))
                     except HubError as exc:
                         show_error(exc)
+            if (
+                principal.role == "investigator"
+                and p.dataset == "sightings"
+                and p.level == "sensitive"
+            ):
+                with st.expander(f"{t('break_glass')} · {names.get(p.city_code, p.city_code)}"):
+                    st.warning(t("break_glass_warning"))
+                    with st.form(f"glass-{p.city_code}"):
+                        why = st.text_area(
+                            t("justification"), max_chars=1000, key=f"why-{p.city_code}"
+                        )
+                        if st.form_submit_button(t("break_glass_confirm"), type="primary"):
+                            try:
+                                gid = hub.break_glass(
+                                    principal,
+                                    plate=value,
+                                    owner_city=p.city_code,
+                                    reason=reason,
+                                    justification=why,
+                                )
+                                st.success(t("break_glass_done", id=gid))
+                            except HubError as exc:
+                                show_error(exc)

@@ -18,11 +18,7 @@ st.title(t("province_heading"))
 if ov.synthetic:
     st.info(t("synthetic_banner"), icon=":material/science:")
 st.caption(
-    t(
-        "province_caption_secret"
-        if principal.role in ("province_approver", "leader")
-        else "province_caption"
-    )
+    t("province_caption_secret" if principal.role == "province_approver" else "province_caption")
 )
 
 totals = ov.totals

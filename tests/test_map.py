@@ -10,7 +10,9 @@ from ui.map import deck
 
 
 def _spec(map_style):
-    return json.loads(deck([city_layer(), district_layer(), label_layer("city")], map_style=map_style).to_json())
+    return json.loads(
+        deck([city_layer(), district_layer(), label_layer("city")], map_style=map_style).to_json()
+    )
 
 
 def test_offline_by_default():
@@ -18,7 +20,11 @@ def test_offline_by_default():
     text = json.dumps(spec)
     assert "http" not in text, "no URL of any tile or style server"
     assert spec.get("mapStyle") == "__MAP_STYLE__"  # Streamlit's "no basemap" marker
-    assert [layer["@@type"] for layer in spec["layers"]] == ["GeoJsonLayer", "GeoJsonLayer", "TextLayer"]
+    assert [layer["@@type"] for layer in spec["layers"]] == [
+        "GeoJsonLayer",
+        "GeoJsonLayer",
+        "TextLayer",
+    ]
 
 
 def test_lan_style_when_configured():

@@ -123,10 +123,12 @@ def test_province_page_shows_counts_per_class(app_env, principals, seeded_sqlite
     assert len(table) == 16 and "合肥市" in set(table["地市"])
 
 
-def test_leader_counts_secret_records(app_env, principals, seeded_sqlite):
+@pytest.mark.parametrize(("role", "secret"), [("province_approver", True), ("leader", False)])
+def test_only_province_roles_count_secret_records(app_env, principals, seeded_sqlite, role, secret):
+    where = "" if secret else "WHERE classification <> 'secret'"
     with seeded_sqlite.connect() as conn:
-        expected = conn.exec_driver_sql("SELECT COUNT(*) FROM incidents").scalar_one()
-    at = _run("pages/province.py", principals["leader"])
+        expected = conn.exec_driver_sql(f"SELECT COUNT(*) FROM incidents {where}").scalar_one()
+    at = _run("pages/province.py", principals[role])
     assert {m.label: m.value for m in at.metric}["警情"] == f"{expected:,}"
 
 
@@ -163,7 +165,9 @@ def test_production_refuses_demo_keys_and_passwords(app_env, monkeypatch):
     assert not at.get("form")  # no sign-in form
 
 
-def test_production_starts_with_real_keys_and_no_demo_passwords(app_env, monkeypatch, seeded_sqlite):
+def test_production_starts_with_real_keys_and_no_demo_passwords(
+    app_env, monkeypatch, seeded_sqlite
+):
     from hub.security.identity import users_with_demo_password
     from hub.store import transaction
 

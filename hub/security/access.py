@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from hub.codes import CLASSIFICATIONS, codes
 from hub.models import AccessRequest, City, Grant, Review, User
 from hub.security import audit
-from hub.security.errors import AccessDenied, InputError, RequestError
+from hub.security.errors import AccessDenied, InputError, RequestError, refuse_nul
 from hub.security.policy import GrantScope, Principal, base_outcome, route_for
 from hub.security.reasons import Reason, check_reason
 from hub.validate import is_valid_plate, normalize_plate
@@ -94,6 +94,7 @@ def request_access(
         raise InputError(
             "too_long", "justification too long", field="justification", limit=MAX_JUSTIFICATION
         )
+    refuse_nul(justification, "justification")
     value = _scope(scope_kind, scope_value)
     reason = reason.normalised()
     check_reason(session, principal, reason)
@@ -155,6 +156,7 @@ def decide_request(
         raise InputError("note_required", "a decision needs a note")
     if len(note) > MAX_JUSTIFICATION:
         raise InputError("too_long", "note too long", field="note", limit=MAX_JUSTIFICATION)
+    refuse_nul(note, "note")
     status = "approved" if approve else "denied"
     done = session.execute(
         update(AccessRequest)
@@ -212,6 +214,11 @@ def break_glass(
     justification = justification.strip()
     if not justification:
         raise InputError("justification_required", "break-glass needs a justification")
+    if len(justification) > MAX_JUSTIFICATION:
+        raise InputError(
+            "too_long", "justification too long", field="justification", limit=MAX_JUSTIFICATION
+        )
+    refuse_nul(justification, "justification")
     value = _scope("plate", plate)
     reason = reason.normalised()
     check_reason(session, principal, reason)

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.models import Alarm, AuditEntry
 
 LOOKUP_ACTIONS = ("search", "view")
+# Decisions that count as a denial; besides these, every `<action>_refused` entry (the
+# service audits each refusal so, with the refusal's code as the decision) counts.
 REFUSED = ("refused", "pointer")
 
 
@@ -69,6 +71,10 @@ def _already(
     return hit is not None
 
 
+def _is_refusal(entry: AuditEntry) -> bool:
+    return entry.action.endswith("_refused") or entry.decision in REFUSED
+
+
 def evaluate(session: Session, entry: AuditEntry) -> list[Alarm]:
     """Run every rule on a just-appended entry; returns the alarms raised."""
     th = _thresholds(session)
@@ -84,9 +90,14 @@ def evaluate(session: Session, entry: AuditEntry) -> list[Alarm]:
         off = hour >= th.off_hours_start or hour < th.off_hours_end
         if off and not _already(session, "off_hours", entry, 60):
             raised.append(("off_hours", "low", {"local_hour": hour}))
-    if entry.decision in REFUSED and entry.user_id is not None:
+    if _is_refusal(entry) and entry.user_id is not None:
         n = session.scalar(
-            _recent(entry, th.refusals_minutes).where(AuditEntry.decision.in_(REFUSED))
+            _recent(entry, th.refusals_minutes).where(
+                or_(
+                    AuditEntry.action.like("%\\_refused", escape="\\"),
+                    AuditEntry.decision.in_(REFUSED),
+                )
+            )
         )
         if n >= th.refusals_count and not _already(
             session, "repeated_refusals", entry, th.refusals_minutes

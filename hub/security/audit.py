@@ -58,7 +58,13 @@ def _subject(query: dict | None) -> str | None:
     """`kind:value` of a lookup's subject, the key alarm rules group by."""
     if not query or "kind" not in query or "value" not in query:
         return None
-    return f"{query['kind']}:{query['value']}"[:120]
+    return _text(f"{query['kind']}:{query['value']}"[:120])
+
+
+def _text(value: str | None) -> str | None:
+    """Text as typed, with NUL (which PostgreSQL cannot store) shown as U+FFFD: a refused
+    input's audit entry must be writable whatever the input was."""
+    return value.replace("\x00", "\ufffd") if value else value
 
 
 def record(
@@ -108,19 +114,19 @@ def record(
         seq=seq,
         ts=now.astimezone(UTC),
         user_id=principal.user_id if principal else None,
-        username=principal.username if principal else username,
+        username=principal.username if principal else _text(username),
         role=principal.role if principal else None,
         city_code=principal.city_code if principal else None,
         action=action,
-        dataset=dataset,
+        dataset=_text(dataset),
         query=_json(query),
         subject=_subject(query),
-        purpose=purpose,
-        case_no=case_no,
+        purpose=_text(purpose),
+        case_no=_text(case_no),
         result_count=result_count,
         record_ids=_json(ids) if ids else None,
         owner_cities=",".join(sorted(set(owner_cities))) or None,
-        decision=decision,
+        decision=_text(decision),
         grant_id=grant_id,
         detail=_json(detail) if detail else None,
         prev_hash=prev,

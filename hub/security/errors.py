@@ -31,3 +31,11 @@ class RequestError(HubError):
 
 class InputError(HubError):
     pass
+
+
+def refuse_nul(value: str, field: str) -> str:
+    """Refuse text with a NUL character: no input needs one and PostgreSQL cannot store
+    or compare it (a query with one fails instead of answering)."""
+    if "\x00" in value:
+        raise InputError("bad_characters", "the text contains a NUL character", field=field)
+    return value

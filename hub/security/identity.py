@@ -60,7 +60,9 @@ def sign_in(session: Session, username: str, password: str, *, now: datetime) ->
         `locked` (with `until`), or `inactive`.
     """
     username = username.strip()
-    user = session.scalar(select(User).where(User.username == username)) if username else None
+    # No user name holds a NUL (PostgreSQL could not even compare one): an unknown user.
+    known = username and "\x00" not in username
+    user = session.scalar(select(User).where(User.username == username)) if known else None
     if user is None:
         audit.record(session, None, "sign_in", now=now, username=username[:64], decision="failed")
         raise SignInError("bad_credentials", "unknown user or wrong password")

@@ -50,8 +50,9 @@ ROLES = (
 RELATIONS = ("own_district", "own_city", "other_city")
 GRANT_STATES = ("none", "valid", "expired", "other_subject")
 PROVINCE_ROLES = frozenset({"province_approver"})
-# Roles that may see secret records counted in aggregates (DESIGN §4).
-COUNTS_SECRET = frozenset({"province_approver", "leader"})
+# Roles that may see secret records counted in aggregates (DESIGN §4: "secret records
+# are counted only for province roles"; the leader's row says "never" for secret).
+COUNTS_SECRET = frozenset({"province_approver"})
 
 OK, M, C, P, N = (
     Outcome.OPEN,

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from hub.codes import code_values
 from hub.models import Case
-from hub.security.errors import InputError, ReasonError
+from hub.security.errors import InputError, ReasonError, refuse_nul
 from hub.security.policy import Principal
 from hub.validate import find_id_numbers, find_phones
 
@@ -49,6 +49,7 @@ def check_reason(session: Session, principal: Principal, reason: Reason) -> Case
         raise InputError("too_long", "case number too long", field="case_no", limit=MAX_CASE_NO)
     if len(reason.note) > MAX_NOTE:
         raise InputError("too_long", "note too long", field="note", limit=MAX_NOTE)
+    refuse_nul(reason.case_no, "case_no")
     if find_id_numbers(reason.note) or find_phones(reason.note):
         raise ReasonError("note_has_identifier", "the note contains an ID number or a phone number")
     # Validating the reason is not a read of records for the user: the policy filter

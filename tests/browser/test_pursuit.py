@@ -33,7 +33,7 @@ def test_request_and_approval_open_the_neighbours_sightings(browser, app_url):
         assert page.get_by_role("heading", name="合肥市").count() == 1
         assert page.get_by_role("heading", name="滁州市").count() == 0
         requester.shot("pursuit-1-pointer")
-        page.get_by_label("申请理由").fill("追逃：嫌疑车辆驶入滁州，需调阅卡口记录")
+        page.get_by_label("申请理由").first.fill("追逃：嫌疑车辆驶入滁州，需调阅卡口记录")
         page.get_by_role("button", name="提交申请").click()
         requester.settle()
         assert page.get_by_text("已提交，等待审批").count() == 1
@@ -57,3 +57,59 @@ def test_request_and_approval_open_the_neighbours_sightings(browser, app_url):
     finally:
         requester.context.close()
         approver.context.close()
+
+
+def _open_case(url: str, city: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        case_no = conn.execute(
+            text(
+                "SELECT case_no FROM cases WHERE city_code = :c AND status = 'open' ORDER BY id LIMIT 1"
+            ),
+            {"c": city},
+        ).scalar_one()
+    engine.dispose()
+    return case_no
+
+
+def test_break_glass_opens_at_once_and_the_auditor_sees_the_alarm(
+    browser, app_url, seeded_sqlite_url
+):
+    inv, auditor = Visit(browser, app_url), Visit(browser, app_url)
+    try:
+        sign_in(inv, "investigator.wh")
+        inv.page.get_by_role("link", name="跨市查询").click()
+        inv.settle()
+        inv.page.get_by_label("查询目的").click()
+        inv.page.get_by_role("option", name="追逃追捕").click()
+        inv.page.get_by_label("在办案件编号").fill(_open_case(seeded_sqlite_url, "340200"))
+        inv.page.get_by_label("在办案件编号").press("Enter")
+        inv.settle()
+        inv.page.get_by_label("查询内容").fill(PURSUIT_PLATE)
+        inv.page.get_by_role("button", name="查询").click()
+        inv.settle()
+        assert inv.page.get_by_role("heading", name="滁州市").count() == 0
+        inv.page.get_by_text("紧急授权（破窗） · 滁州市").click()
+        expander = inv.page.get_by_test_id("stExpander").filter(
+            has_text="紧急授权（破窗） · 滁州市"
+        )
+        expander.get_by_label("申请理由").fill("追逃：嫌疑车辆正驶入滁州")
+        expander.get_by_role("button", name="确认紧急授权").click()
+        inv.settle()
+        assert inv.page.get_by_text("已生效（2小时）", exact=False).count() == 1
+        inv.page.get_by_role("button", name="查询").click()
+        inv.settle()
+        assert inv.page.get_by_role("heading", name="滁州市").count() == 1
+        inv.shot("break-glass-1-opened")
+
+        sign_in(auditor, "auditor")
+        auditor.page.get_by_role("tab", name="告警").click()
+        auditor.settle()
+        assert auditor.page.get_by_text("紧急授权（破窗）", exact=False).count() >= 1
+        auditor.shot("break-glass-2-auditor-alarm")
+        assert inv.external == [] and auditor.external == []
+    finally:
+        inv.context.close()
+        auditor.context.close()
