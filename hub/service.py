@@ -26,24 +26,12 @@ from hub.security import access, audit, identity
 from hub.security.alarms import Thresholds
 from hub.security.crypto import FieldCipher
 from hub.security.errors import AccessDenied, HubError, InputError, SignInError, refuse_nul
-from hub.security.policy import COUNTS_SECRET, Principal
+from hub.security.policy import AGGREGATE_ROLES, AUDIT_ROLES, COUNTS_SECRET, Principal
 from hub.security.reasons import Reason
 from hub.settings import Settings, load_settings
 from hub.store import make_engine, transaction
 
 T = TypeVar("T")
-AUDIT_ROLES = frozenset({"auditor", "city_approver", "province_approver"})
-AGGREGATE_ROLES = frozenset(
-    {
-        "officer",
-        "investigator",
-        "city_approver",
-        "province_approver",
-        "commander",
-        "analyst",
-        "leader",
-    }
-)
 
 
 def _now() -> datetime:

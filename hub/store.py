@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -107,7 +108,9 @@ def make_engine(raw_url: str, *, check: bool = True) -> Engine:
     return engine
 
 
+@lru_cache(maxsize=16)
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """One sessionmaker per engine (and so per process)."""
     return sessionmaker(engine, expire_on_commit=False)
 
 

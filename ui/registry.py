@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.security.access import REQUESTER_ROLES
-from hub.service import AGGREGATE_ROLES, AUDIT_ROLES
+from hub.security.policy import AGGREGATE_ROLES, AUDIT_ROLES
 
 LOOKUP_ROLES = frozenset(
     {"officer", "investigator", "city_approver", "province_approver", "commander"}

@@ -48,6 +48,9 @@ ROLES = (
     "admin",
 )
 RELATIONS = ("own_district", "own_city", "other_city")
+# Who sees counts (aggregates open no record) and who reads the audit log and alarms.
+AGGREGATE_ROLES = frozenset(ROLES) - {"auditor", "admin"}
+AUDIT_ROLES = frozenset({"auditor", "city_approver", "province_approver"})
 GRANT_STATES = ("none", "valid", "expired", "other_subject")
 PROVINCE_ROLES = frozenset({"province_approver"})
 # Roles that may see secret records counted in aggregates (DESIGN §4: "secret records
