@@ -28,18 +28,18 @@ BREAK_GLASS_ROLES = frozenset({"investigator"})
 
 def grants_in_force(session: Session, principal: Principal, *, now: datetime) -> list[GrantScope]:
     """The principal's grants in force at `now`: granted, not yet expired, not revoked."""
-    rows = session.scalars(
-        select(Grant).where(
+    rows = session.execute(
+        select(
+            Grant.id, Grant.owner_city, Grant.level, Grant.scope_kind, Grant.scope_value,
+            Grant.expires_at,
+        ).where(
             Grant.user_id == principal.user_id,
             Grant.granted_at <= now,
             Grant.expires_at > now,
             Grant.revoked_at.is_(None),
         )
-    )
-    return [
-        GrantScope(g.id, g.owner_city, g.level, g.scope_kind, g.scope_value, g.expires_at)
-        for g in rows
-    ]
+    )  # fmt: skip
+    return [GrantScope(*row) for row in rows]
 
 
 def _scope(scope_kind: str, scope_value: str) -> str:

@@ -59,7 +59,7 @@ def _already(
 ) -> bool:
     """One open alarm per rule, user (and subject) and window: no alarm storm."""
     since = entry.ts - timedelta(minutes=minutes)
-    hit = session.scalar(
+    hit = session.connection().scalar(
         select(Alarm.id)
         .where(
             Alarm.dedupe_key == _dedupe_key(rule, entry, subject),
@@ -76,12 +76,16 @@ def _is_refusal(entry: AuditEntry) -> bool:
 
 
 def evaluate(session: Session, entry: AuditEntry) -> list[Alarm]:
-    """Run every rule on a just-appended entry; returns the alarms raised."""
+    """Run every rule on a just-appended entry; returns the alarms raised.
+
+    The rules read only the audit log and the alarms (no records), on the session's
+    connection: the ORM's per-statement machinery would cost more than the queries.
+    """
     th = _thresholds(session)
     raised: list[tuple[str, str, dict]] = []
     lookup = entry.action in LOOKUP_ACTIONS
     if lookup and entry.user_id is not None:
-        n = session.scalar(
+        n = session.connection().scalar(
             _recent(entry, th.burst_minutes).where(AuditEntry.action.in_(LOOKUP_ACTIONS))
         )
         if n >= th.burst_count and not _already(session, "burst", entry, th.burst_minutes):
@@ -91,7 +95,7 @@ def evaluate(session: Session, entry: AuditEntry) -> list[Alarm]:
         if off and not _already(session, "off_hours", entry, 60):
             raised.append(("off_hours", "low", {"local_hour": hour}))
     if _is_refusal(entry) and entry.user_id is not None:
-        n = session.scalar(
+        n = session.connection().scalar(
             _recent(entry, th.refusals_minutes).where(
                 or_(
                     AuditEntry.action.like("%\\_refused", escape="\\"),
@@ -106,7 +110,7 @@ def evaluate(session: Session, entry: AuditEntry) -> list[Alarm]:
     subject = entry.subject if lookup else None
     if subject:
         since = entry.ts - timedelta(hours=th.subject_hours)
-        users = session.scalar(
+        users = session.connection().scalar(
             select(func.count(distinct(AuditEntry.user_id))).where(
                 AuditEntry.subject == subject,
                 AuditEntry.ts > since,

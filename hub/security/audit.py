@@ -107,7 +107,8 @@ def record(
         detail["record_ids_total"] = len(ids)
         ids = ids[:MAX_RECORD_IDS]
     # Taking the head row's lock first serialises appenders: no two entries share a seq.
-    seq, prev = session.execute(
+    conn = session.connection()
+    seq, prev = conn.execute(
         text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
     ).one()
     entry = AuditEntry(
@@ -134,12 +135,12 @@ def record(
     entry.hash = entry_hash(prev, entry)
     # A plain INSERT: the entry is never changed again, so the ORM's unit of work (and
     # its flush) would only add cost to every audited call.
-    session.execute(
+    conn.execute(
         insert(AuditEntry).values(
             {f: getattr(entry, f) for f in (*CHAINED_FIELDS, "prev_hash", "hash")}
         )
     )
-    session.execute(text("UPDATE audit_head SET hash = :h WHERE id = 1"), {"h": entry.hash})
+    conn.execute(text("UPDATE audit_head SET hash = :h WHERE id = 1"), {"h": entry.hash})
     from hub.security import alarms  # alarms read the log; imported late to avoid a cycle
 
     alarms.evaluate(session, entry)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from hub.codes import code_values
@@ -28,8 +28,8 @@ class Reason:
         return Reason(self.purpose.strip(), self.case_no.strip().upper(), self.note.strip())
 
 
-def check_reason(session: Session, principal: Principal, reason: Reason) -> Case:
-    """Validate a reason; returns the open case it names.
+def check_reason(session: Session, principal: Principal, reason: Reason) -> Row:
+    """Validate a reason; returns the open case it names (id, status, city_code).
 
     Raises
     ------
@@ -54,9 +54,11 @@ def check_reason(session: Session, principal: Principal, reason: Reason) -> Case
         raise ReasonError("note_has_identifier", "the note contains an ID number or a phone number")
     # Validating the reason is not a read of records for the user: the policy filter
     # does not apply, and nothing of the case is returned beyond its existence.
-    case = session.scalar(
-        select(Case).where(Case.case_no == reason.case_no).execution_options(policy="validation")
-    )
+    case = session.execute(
+        select(Case.id, Case.status, Case.city_code)
+        .where(Case.case_no == reason.case_no)
+        .execution_options(policy="validation")
+    ).first()
     if case is None or case.status != "open":
         raise ReasonError("no_open_case", "no open case with that number", case_no=reason.case_no)
     if principal.role != "province_approver" and case.city_code != principal.city_code:
