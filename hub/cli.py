@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from hub.settings import load_settings
+from hub.settings import SettingsError, load_settings
 from hub.store import StoreError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)
-    except StoreError as exc:
+    except (StoreError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except UsageError as exc:

@@ -23,7 +23,7 @@ import hub.security.backstop  # noqa: F401  (registers the row-filter listener)
 from hub import overview, records
 from hub.models import Alarm, AuditEntry, City, User
 from hub.security import access, audit, identity
-from hub.security.alarms import Thresholds
+from hub.security.alarms import thresholds_from
 from hub.security.crypto import FieldCipher
 from hub.security.errors import AccessDenied, HubError, InputError, SignInError, refuse_nul
 from hub.security.policy import AGGREGATE_ROLES, AUDIT_ROLES, COUNTS_SECRET, Principal
@@ -58,7 +58,7 @@ class Hub:
         self.engine = engine
         self.settings = settings
         self.cipher = FieldCipher.from_settings(settings)
-        self.thresholds = Thresholds(timezone=settings.timezone)
+        self.thresholds = thresholds_from(settings)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Hub:

@@ -23,6 +23,10 @@ DEMO_BLIND_INDEX_KEY = "demo-blind-index-key-not-for-production"
 DEMO_COOKIE_SECRET = "demo-cookie-secret-not-for-production"
 
 
+class SettingsError(ValueError):
+    """A setting has a value the hub cannot use; the message names it."""
+
+
 def default_database_url() -> str:
     """The embedded store: a SQLite file under `data/`."""
     return f"sqlite:///{DATA_DIR / 'hub.db'}"
@@ -39,6 +43,9 @@ class Settings:
     sm4_key_id: str = "demo-1"
     blind_index_key: str = DEMO_BLIND_INDEX_KEY
     timezone: str = "Asia/Shanghai"
+    # Alarm thresholds overridden by HUB_ALARM_<FIELD> (e.g. HUB_ALARM_BURST_COUNT=50),
+    # as field name -> int; fields are those of hub.security.alarms.Thresholds.
+    alarm_overrides: tuple[tuple[str, int], ...] = ()
 
     @property
     def is_production(self) -> bool:
@@ -90,11 +97,20 @@ def load_settings(
     """
     env = os.environ if environ is None else environ
     secrets = _secrets(secrets_file)
-    values: dict[str, str] = {}
+    values: dict[str, object] = {}
     for key, attr in _ENV_KEYS.items():
         raw = env.get(key)
         if raw is None and isinstance(secrets.get(key), str):
             raw = secrets[key]
         if raw:
             values[attr] = raw
+    overrides = {}
+    for source in (secrets, env):  # the environment wins over the secrets file
+        for key, raw in source.items():
+            if key.startswith("HUB_ALARM_"):
+                try:
+                    overrides[key.removeprefix("HUB_ALARM_").lower()] = int(raw)
+                except (TypeError, ValueError):
+                    raise SettingsError(f"{key} must be a whole number, not {raw!r}") from None
+    values["alarm_overrides"] = tuple(sorted(overrides.items()))
     return Settings(**values)

@@ -180,3 +180,37 @@ def test_production_starts_with_real_keys_and_no_demo_passwords(
     assert at.error[0].value.startswith("生产环境拒绝启动")  # ... so it still refuses
     problems = " ".join(m.value for m in at.markdown)
     assert "HUB_SM4_KEY" not in problems and "demo password" in problems
+
+
+def test_idle_session_is_signed_out_and_audited(tmp_path, monkeypatch):
+    import time
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from hub.models import AuditEntry
+    from hub.reference import load_reference
+    from hub.security.identity import add_user
+    from hub.store import make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'idle.db'}")
+    upgrade(engine)
+    with transaction(engine) as session:
+        load_reference(session=session)
+        user = add_user(session, None, username="idle.officer", display_name="x", role="officer",
+                        password="long-enough-1", city_code="340100", district_code="340102",
+                        now=datetime.now(UTC))  # fmt: skip
+        principal = principal_of(user)
+    monkeypatch.setenv("HUB_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["principal"] = principal
+    at.session_state["last_seen"] = time.time() - 31 * 60
+    at.run()
+    st.cache_resource.clear()
+    assert not at.exception
+    assert "principal" not in at.session_state
+    assert "30 分钟未操作" in at.info[0].value
+    with transaction(engine) as session:
+        last = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+    assert (last.action, last.decision, last.username) == ("sign_out", "idle", "idle.officer")

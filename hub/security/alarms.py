@@ -9,7 +9,7 @@ of the user's city; closing one needs a note and is itself audited.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.models import Alarm, AuditEntry
+from hub.settings import SettingsError
 
 LOOKUP_ACTIONS = ("search", "view")
 # Decisions that count as a denial; besides these, every `<action>_refused` entry (the
@@ -36,6 +37,17 @@ class Thresholds:
     subject_hours: int = 24
     export_rows: int = 5000
     timezone: str = "Asia/Shanghai"
+
+
+def thresholds_from(settings) -> Thresholds:
+    """Thresholds with the settings' HUB_ALARM_* overrides; unknown names are refused."""
+    known = {f.name for f in fields(Thresholds)} - {"timezone"}
+    overrides = dict(settings.alarm_overrides)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        names = ", ".join("HUB_ALARM_" + u.upper() for u in unknown)
+        raise SettingsError(f"unknown alarm setting {names}; known: {', '.join(sorted(known))}")
+    return Thresholds(timezone=settings.timezone, **overrides)
 
 
 def _thresholds(session: Session) -> Thresholds:
