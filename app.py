@@ -7,6 +7,7 @@ import streamlit as st
 from ui.auth import current_principal, identity_sidebar, sign_in_form
 from ui.frame import city_names, hub_or_stop, production_gate
 from ui.i18n import language_switch, t
+from ui.notify import decisions_toast
 from ui.registry import pages_for
 
 st.set_page_config(
@@ -22,6 +23,7 @@ if principal is None:
     st.navigation([st.Page(sign_in_form, title=t("sign_in"), url_path="sign-in")]).run()
 else:
     identity_sidebar(principal, city_names())
+    decisions_toast(hub, principal)
     pages = pages_for(principal.role)
     if not pages:
         st.error(t("no_pages_for_role"))

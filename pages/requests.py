@@ -39,6 +39,14 @@ if principal.role in ("city_approver", "province_approver"):
             st.caption(
                 f"{t('purpose')}: {v.purpose} · {t('case_no')}: {v.case_no} · {v.justification}"
             )
+            st.caption(
+                t(
+                    "requester_activity",
+                    lookups=v.recent_lookups,
+                    refusals=v.recent_refusals,
+                    alarms=v.open_alarms,
+                )
+            )
             with st.form(f"decide-{v.id}"):
                 note = st.text_input(t("decision_note"), max_chars=1000)
                 c1, c2 = st.columns(2)

@@ -214,3 +214,49 @@ def test_idle_session_is_signed_out_and_audited(tmp_path, monkeypatch):
     with transaction(engine) as session:
         last = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
     assert (last.action, last.decision, last.username) == ("sign_out", "idle", "idle.officer")
+
+
+def test_requests_page_toasts_a_decision_and_shows_requester_activity(
+    tmp_path_factory, monkeypatch
+):
+    from hub.demo import PURSUIT_CASE_NO, PURSUIT_PLATE
+    from hub.security.reasons import Reason
+    from hub.service import Hub
+    from hub.settings import load_settings
+    from tests.security_support import seeded_copy
+
+    engine = seeded_copy("sqlite", tmp_path_factory)
+    monkeypatch.setenv("HUB_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    st.cache_resource.clear()
+    hub = Hub(engine, load_settings())
+    inv = hub.sign_in("investigator.hf", "demo-2026")
+    rid = hub.request_access(
+        inv, owner_city="341100", level="sensitive", scope_kind="plate", scope_value=PURSUIT_PLATE,
+        reason=Reason("pursuit", PURSUIT_CASE_NO), justification="追逃",
+    )  # fmt: skip
+    approver = hub.sign_in("approver.cz", "demo-2026")
+    seen = AppTest.from_file(str(ROOT / "pages/requests.py"), default_timeout=60)
+    seen.session_state["principal"] = approver
+    seen.run()
+    assert not seen.exception
+    assert any("申请人近7天：查询" in c.value for c in seen.caption), (
+        [c.value for c in seen.caption]
+        + [m.value for m in seen.markdown]
+        + [e.value for e in seen.error]
+    )
+
+    def app_run(seen_before=None) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.session_state["principal"] = inv
+        if seen_before is not None:
+            at.session_state["request_status_seen"] = seen_before
+        return at.run()
+
+    first = app_run()
+    assert not first.toast
+    assert first.session_state["request_status_seen"][rid] == "pending"
+    hub.decide_request(approver, rid, approve=True, note="同意")
+    at = app_run(first.session_state["request_status_seen"])
+    st.cache_resource.clear()
+    assert not at.exception
+    assert at.toast[0].value == f"您的申请 #{rid} 已批准"

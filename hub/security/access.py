@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hub.codes import CLASSIFICATIONS, codes
-from hub.models import AccessRequest, City, Grant, Review, User
+from hub.models import AccessRequest, Alarm, AuditEntry, City, Grant, Review, User
 from hub.security import audit
 from hub.security.errors import AccessDenied, InputError, RequestError, refuse_nul
 from hub.security.policy import GrantScope, Principal, base_outcome, route_for
@@ -260,6 +260,11 @@ class RequestView:
     created_at: datetime
     decided_at: datetime | None
     decision_note: str | None
+    requester_id: int = 0
+    # The requester's last 7 days, for the approver: lookups, refusals, open alarms.
+    recent_lookups: int = 0
+    recent_refusals: int = 0
+    open_alarms: int = 0
 
 
 def _views(session: Session, q) -> list[RequestView]:
@@ -269,7 +274,7 @@ def _views(session: Session, q) -> list[RequestView]:
     return [
         RequestView(r.id, name, r.requester_city, r.owner_city, r.level, r.scope_kind,
                     r.scope_value, r.purpose, r.case_no, r.justification, r.urgent, r.status,
-                    r.created_at, r.decided_at, r.decision_note)
+                    r.created_at, r.decided_at, r.decision_note, requester_id=r.requester_id)
         for r, name in rows
     ]  # fmt: skip
 
@@ -277,6 +282,26 @@ def _views(session: Session, q) -> list[RequestView]:
 def my_requests(session: Session, principal: Principal) -> list[RequestView]:
     q = select(AccessRequest).where(AccessRequest.requester_id == principal.user_id)
     return _views(session, q.order_by(AccessRequest.created_at.desc()))
+
+
+def _activity(session: Session, user_id: int, since: datetime) -> tuple[int, int, int]:
+    conn = session.connection()
+    lookups = conn.scalar(
+        select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.user_id == user_id, AuditEntry.ts >= since, AuditEntry.action.in_(("search", "view"))
+        )
+    )  # fmt: skip
+    refusals = conn.scalar(
+        select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.user_id == user_id, AuditEntry.ts >= since, AuditEntry.action.like("%\\_refused", escape="\\")
+        )
+    )  # fmt: skip
+    alarms = conn.scalar(
+        select(func.count())
+        .select_from(Alarm)
+        .where(Alarm.user_id == user_id, Alarm.status == "open")
+    )
+    return lookups or 0, refusals or 0, alarms or 0
 
 
 def inbox(session: Session, approver: Principal) -> list[RequestView]:
@@ -292,4 +317,13 @@ def inbox(session: Session, approver: Principal) -> list[RequestView]:
         )
     else:
         return []
-    return _views(session, q.order_by(AccessRequest.urgent.desc(), AccessRequest.created_at))
+    views = _views(session, q.order_by(AccessRequest.urgent.desc(), AccessRequest.created_at))
+    since = datetime.now(UTC) - timedelta(days=7)
+    out = []
+    for v in views:
+        requester_id = session.scalar(
+            select(AccessRequest.requester_id).where(AccessRequest.id == v.id)
+        )
+        lookups, refusals, alarms = _activity(session, requester_id, since)
+        out.append(replace(v, recent_lookups=lookups, recent_refusals=refusals, open_alarms=alarms))
+    return out
