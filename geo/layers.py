@@ -106,3 +106,117 @@ def label_layer(
         font_settings={"sdf": True},
         pickable=False,
     )
+
+
+# --- trajectories -------------------------------------------------------------------------
+
+TRAJECTORY_COLOR = [200, 30, 30, 230]
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Layer data the browser can read: timestamps as ISO text (JSON has no datetime)."""
+    out = frame.copy()
+    for col in out.columns:
+        if (
+            pd.api.types.is_datetime64_any_dtype(out[col])
+            or out[col].map(lambda v: hasattr(v, "isoformat")).any()
+        ):
+            out[col] = out[col].map(lambda v: v.isoformat() if hasattr(v, "isoformat") else v)
+    return out
+
+
+def path_segments(
+    points_df: pd.DataFrame, color_by_city: dict[str, list[int]] | None = None
+) -> pd.DataFrame:
+    """One path per run of consecutive points in the same city, in the given (time) order.
+
+    Each run is extended to the first point of the next run, so the path is unbroken and
+    the segment that crosses a border takes the colour of the city it starts in.
+    """
+    colors = color_by_city or {}
+    pts = points_df[["lon", "lat", "city_code"]].reset_index(drop=True)
+    run = (pts["city_code"] != pts["city_code"].shift()).cumsum()
+    rows = []
+    starts = list(pts.groupby(run, sort=True).groups.values())
+    for i, idx in enumerate(starts):
+        coords = [[float(pts.lon[j]), float(pts.lat[j])] for j in idx]
+        if i + 1 < len(starts):
+            j = starts[i + 1][0]
+            coords.append([float(pts.lon[j]), float(pts.lat[j])])
+        if len(coords) < 2:
+            continue
+        city = pts.city_code[idx[0]]
+        rows.append(
+            {"path": coords, "city_code": city, "color": colors.get(city, TRAJECTORY_COLOR)}
+        )
+    return pd.DataFrame(rows, columns=["path", "city_code", "color"])
+
+
+def path_layer(
+    points_df: pd.DataFrame,
+    color_by_city: dict[str, list[int]] | None = None,
+    *,
+    layer_id: str = "trajectory-path",
+) -> pdk.Layer:
+    """The trajectory as a line, coloured by the city each stretch starts in.
+
+    `points_df` needs `lon`, `lat` and `city_code`, in time order.
+    """
+    return pdk.Layer(
+        "PathLayer",
+        data=path_segments(points_df, color_by_city),
+        id=layer_id,
+        get_path="path",
+        get_color="color",
+        get_width=4,
+        width_units="'pixels'",
+        width_min_pixels=3,
+        joint_rounded=True,
+        cap_rounded=True,
+        pickable=False,
+    )
+
+
+def points_layer(
+    points_df: pd.DataFrame, *, layer_id: str = "trajectory-points", radius_px: int = 6
+) -> pdk.Layer:
+    """Sightings as dots; every column (e.g. time, camera, city, speed) is a tooltip field.
+
+    A `color` column (RGBA per point) is used when present.
+    """
+    data = _plain(points_df)
+    if "color" not in data:
+        data = data.assign(color=[TRAJECTORY_COLOR] * len(data))
+    return pdk.Layer(
+        "ScatterplotLayer",
+        data=data,
+        id=layer_id,
+        get_position=["lon", "lat"],
+        get_fill_color="color",
+        get_line_color=[255, 255, 255, 255],
+        stroked=True,
+        line_width_min_pixels=1.5,
+        radius_units="'pixels'",
+        get_radius=radius_px,
+        pickable=True,
+        auto_highlight=True,
+    )
+
+
+def crossing_layer(
+    crossings_df: pd.DataFrame, *, layer_id: str = "trajectory-crossings"
+) -> pdk.Layer:
+    """Border crossings (midpoint of the two sightings either side) as hollow rings."""
+    return pdk.Layer(
+        "ScatterplotLayer",
+        data=_plain(crossings_df),
+        id=layer_id,
+        get_position=["lon", "lat"],
+        filled=False,
+        stroked=True,
+        get_line_color=[255, 140, 0, 255],
+        line_width_min_pixels=3,
+        radius_units="'pixels'",
+        get_radius=12,
+        pickable=True,
+    )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, not_, select
+from sqlalchemy import func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from hub import models as m
@@ -31,6 +31,8 @@ from hub.security.policy import (
 )
 from hub.security.reasons import Reason, check_reason
 from hub.validate import (
+    find_id_numbers,
+    find_phones,
     id_number_problem,
     is_valid_plate,
     normalize_id_number,
@@ -252,3 +254,37 @@ def search_person(
         order_by=m.Person.name,
         **kw,
     )
+
+
+def search_case(session: Session, principal: Principal, value: str, **kw) -> LookupResult:
+    """Cases by exact number or by words in the title, across every city."""
+    value = _bounded(value, "case")
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    where = or_(m.Case.case_no == value.upper(), m.Case.title.like(f"%{escaped}%", escape="\\"))
+    return lookup(
+        session, principal, "cases", where, query={"kind": "case", "value": value},
+        order_by=m.Case.opened_at.desc(), **kw,
+    )  # fmt: skip
+
+
+def search_text(session: Session, principal: Principal, value: str, **kw) -> LookupResult:
+    """Incidents whose narrative or address contains the words (masked as the policy says).
+
+    A narrative that mentions an ID number or phone is found by the words around it, and
+    the number itself comes back masked for whoever may not see it."""
+    value = _bounded(value, "text")
+    if len(value) < 2:
+        raise InputError("query_too_short", "type at least two characters", field="text", limit=2)
+    if find_id_numbers(value) or find_phones(value):
+        # Numbers are searched through the blind index (persons), never as text that the
+        # audit log would then hold in clear.
+        raise InputError("text_has_identifier", "search ID numbers and phones as such")
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    where = or_(
+        m.Incident.summary.like(pattern, escape="\\"), m.Incident.address.like(pattern, escape="\\")
+    )
+    return lookup(
+        session, principal, "incidents", where, query={"kind": "text", "value": value},
+        order_by=m.Incident.ts.desc(), **kw,
+    )  # fmt: skip

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 import hub.security.backstop  # noqa: F401  (registers the row-filter listener)
-from hub import overview, records
+from hub import overview, records, trajectory
 from hub.models import Alarm, AuditEntry, City, User
 from hub.security import access, audit, identity
 from hub.security.alarms import thresholds_from
@@ -200,6 +200,28 @@ class Hub:
             now=now, audit_fields=self._lookup_audit(reason, "persons", {"kind": kind[:16], "value": shown}),
         )  # fmt: skip
 
+    def search_case(
+        self, principal: Principal, value: str, reason: Reason, *, now: datetime | None = None
+    ) -> records.LookupResult:
+        return self._run(
+            principal, "search",
+            lambda s: records.search_case(
+                s, principal, value, reason=reason, grants=s.info["grants"], cipher=self.cipher, now=now or _now()
+            ),
+            now=now, audit_fields=self._lookup_audit(reason, "cases", {"kind": "case", "value": value[:64]}),
+        )  # fmt: skip
+
+    def search_text(
+        self, principal: Principal, value: str, reason: Reason, *, now: datetime | None = None
+    ) -> records.LookupResult:
+        return self._run(
+            principal, "search",
+            lambda s: records.search_text(
+                s, principal, value, reason=reason, grants=s.info["grants"], cipher=self.cipher, now=now or _now()
+            ),
+            now=now, audit_fields=self._lookup_audit(reason, "incidents", {"kind": "text", "value": "(withheld)"}),
+        )  # fmt: skip
+
     # --- requests and grants --------------------------------------------------------
 
     def request_access(self, principal: Principal, *, now: datetime | None = None, **kw) -> int:
@@ -356,3 +378,23 @@ class Hub:
     def audit_count(self) -> int:
         with self._session() as session:
             return session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+
+    def plate_trajectory(
+        self,
+        principal: Principal,
+        plate: str,
+        start: datetime,
+        end: datetime,
+        reason: Reason,
+        *,
+        now: datetime | None = None,
+    ) -> trajectory.Trajectory:
+        """One plate's visible sightings in a window as a path; hidden ones as pointers."""
+        return self._run(
+            principal, "search",
+            lambda s: trajectory.plate_trajectory(
+                s, principal, plate, start=start, end=end, reason=reason, grants=s.info["grants"],
+                cipher=self.cipher, now=now or _now(),
+            ),
+            now=now, audit_fields=self._lookup_audit(reason, "sightings", {"kind": "plate", "value": plate[:64]}),
+        )  # fmt: skip

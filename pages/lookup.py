@@ -33,6 +33,10 @@ if go and reason is not None:
     try:
         if kind == "plate":
             st.session_state["lookup_result"] = hub.search_plate(principal, value, reason)
+        elif kind == "case":
+            st.session_state["lookup_result"] = hub.search_case(principal, value, reason)
+        elif kind == "text":
+            st.session_state["lookup_result"] = hub.search_text(principal, value, reason)
         else:
             st.session_state["lookup_result"] = hub.search_person(principal, kind, value, reason)
     except HubError as exc:

@@ -32,6 +32,7 @@ class PageSpec:
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("province", "pages/province.py", "page_province", ":material/map:", AGGREGATE_ROLES),
     PageSpec("lookup", "pages/lookup.py", "page_lookup", ":material/search:", LOOKUP_ROLES),
+    PageSpec("trajectory", "pages/trajectory.py", "traj_page", ":material/route:", LOOKUP_ROLES),
     PageSpec(
         "requests", "pages/requests.py", "page_requests", ":material/approval:", REQUEST_ROLES
     ),

@@ -156,3 +156,18 @@ def sign_in(visit: Visit, username: str, password: str = "demo-2026") -> None:
     visit.page.get_by_label("密码").fill(password)
     visit.page.get_by_role("button", name="登录").click()
     visit.settle()
+
+
+def open_case(url: str, city: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        case_no = conn.execute(
+            text(
+                "SELECT case_no FROM cases WHERE city_code = :c AND status = 'open' ORDER BY id LIMIT 1"
+            ),
+            {"c": city},
+        ).scalar_one()
+    engine.dispose()
+    return case_no

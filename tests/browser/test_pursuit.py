@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from hub.demo import PURSUIT_CASE_NO, PURSUIT_PLATE
-from tests.browser.conftest import Visit, sign_in
+from tests.browser.conftest import Visit, open_case, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -59,21 +59,6 @@ def test_request_and_approval_open_the_neighbours_sightings(browser, app_url):
         approver.context.close()
 
 
-def _open_case(url: str, city: str) -> str:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        case_no = conn.execute(
-            text(
-                "SELECT case_no FROM cases WHERE city_code = :c AND status = 'open' ORDER BY id LIMIT 1"
-            ),
-            {"c": city},
-        ).scalar_one()
-    engine.dispose()
-    return case_no
-
-
 def test_break_glass_opens_at_once_and_the_auditor_sees_the_alarm(
     browser, app_url, seeded_sqlite_url
 ):
@@ -84,7 +69,7 @@ def test_break_glass_opens_at_once_and_the_auditor_sees_the_alarm(
         inv.settle()
         inv.page.get_by_label("查询目的").click()
         inv.page.get_by_role("option", name="追逃追捕").click()
-        inv.page.get_by_label("在办案件编号").fill(_open_case(seeded_sqlite_url, "340200"))
+        inv.page.get_by_label("在办案件编号").fill(open_case(seeded_sqlite_url, "340200"))
         inv.page.get_by_label("在办案件编号").press("Enter")
         inv.settle()
         inv.page.get_by_label("查询内容").fill(PURSUIT_PLATE)

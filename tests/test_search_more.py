@@ -1,0 +1,66 @@
+"""Case and narrative searches go through the same policy, masks and audit as the rest."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from hub.demo import PURSUIT_CASE_NO
+from hub.models import AuditEntry, Incident
+from hub.security.errors import InputError
+from hub.security.reasons import Reason
+from hub.service import Hub
+from hub.settings import load_settings
+from hub.store import transaction
+from tests.security_support import seeded_copy
+
+REASON = Reason("case_investigation", PURSUIT_CASE_NO)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory) -> Hub:
+    return Hub(seeded_copy("sqlite", tmp_path_factory), load_settings())
+
+
+def test_case_by_number_and_title(hub):
+    inv = hub.sign_in("investigator.hf", "demo-2026")
+    by_no = hub.search_case(inv, PURSUIT_CASE_NO.lower(), REASON)
+    assert [r["case_no"] for r in by_no.rows] == [PURSUIT_CASE_NO]
+    by_title = hub.search_case(inv, "追逃演示", REASON)
+    assert PURSUIT_CASE_NO in {r["case_no"] for r in by_title.rows}
+
+
+def test_narrative_search_masks_phones_for_officers_not_investigators(hub):
+    with transaction(hub.engine) as s:
+        summary = s.scalar(
+            select(Incident.summary).where(
+                Incident.summary.like("%联系电话%"), Incident.city_code == "340100",
+                Incident.district_code == "340102", Incident.classification == "public",
+            ).limit(1)
+        )  # fmt: skip
+    words = summary.split("联系电话")[0][-8:]
+    officer = hub.sign_in("officer.hf", "demo-2026")
+    inv = hub.sign_in("investigator.hf", "demo-2026")
+    seen_by_officer = {r["summary"] for r in hub.search_text(officer, words, REASON).rows}
+    seen_by_inv = {r["summary"] for r in hub.search_text(inv, words, REASON).rows}
+    assert summary in seen_by_inv
+    assert summary not in seen_by_officer
+    assert any("****" in text for text in seen_by_officer)
+    with transaction(hub.engine) as s:
+        last = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+    assert last.dataset == "incidents" and json.loads(last.query)["kind"] == "text"
+
+
+@pytest.mark.parametrize(
+    ("text", "code"), [("a", "query_too_short"), ("电话13812345678", "text_has_identifier")]
+)
+def test_text_search_refusals(hub, text, code):
+    inv = hub.sign_in("investigator.hf", "demo-2026")
+    with pytest.raises(InputError) as err:
+        hub.search_text(inv, text, REASON)
+    assert err.value.code == code
+    with transaction(hub.engine) as s:
+        last = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+    assert last.action == "search_refused" and "13812345678" not in (last.query or "")
