@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 import hub.security.backstop  # noqa: F401  (registers the row-filter listener)
 from hub import overview, records, trajectory
-from hub.models import Alarm, AuditEntry, City, User
+from hub.models import Alarm, AuditEntry, City, Review, User
 from hub.security import access, audit, identity
 from hub.security.alarms import thresholds_from
 from hub.security.crypto import FieldCipher
@@ -374,6 +374,69 @@ class Hub:
                 "grant_id",
             ]
             return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in rows], columns=cols)
+
+    def flag_access(
+        self, principal: Principal, seq: int, note: str, *, now: datetime | None = None
+    ) -> int:
+        """A city approver flags another city's access to our records for review."""
+
+        def flag(session: Session) -> int:
+            self._require(principal, frozenset({"city_approver"}))
+            refuse_nul(note, "note")
+            if not note.strip():
+                raise InputError("note_required", "flagging needs a note")
+            entry = session.scalar(select(AuditEntry).where(AuditEntry.seq == seq))
+            city = principal.city_code or ""
+            if (
+                entry is None
+                or city not in (entry.owner_cities or "").split(",")
+                or entry.city_code == city
+            ):
+                raise InputError("unknown_access", f"no access to our records with seq {seq}")
+            review = Review(city_code=city, kind="flagged", audit_id=entry.seq, created_by=principal.user_id,
+                            note=note.strip()[:1000], created_at=now or _now())  # fmt: skip
+            session.add(review)
+            session.flush()
+            audit.record(session, principal, "flag_access", now=now or _now(), dataset="audit_log",
+                         query={"seq": seq}, detail={"review_id": review.id, "note": note.strip()[:1000]})  # fmt: skip
+            return review.id
+
+        return self._run(
+            principal, "flag_access", flag, now=now, audit_fields={"dataset": "audit_log"}
+        )
+
+    def reviews(self, principal: Principal, *, status: str = "open") -> pd.DataFrame:
+        """Reviews owed by this approver's city: break-glass uses and flagged accesses."""
+        self._require(principal, frozenset({"city_approver"}))
+        with self._session(principal) as session:
+            rows = session.scalars(
+                select(Review).where(Review.city_code == principal.city_code, Review.status == status)
+                .order_by(Review.created_at.desc())
+            ).all()  # fmt: skip
+            cols = ["id", "created_at", "kind", "grant_id", "audit_id", "note"]
+            return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in rows], columns=cols)
+
+    def close_review(
+        self, principal: Principal, review_id: int, note: str, *, now: datetime | None = None
+    ) -> None:
+        def close(session: Session) -> None:
+            self._require(principal, frozenset({"city_approver"}))
+            refuse_nul(note, "note")
+            review = session.get(Review, review_id)
+            if review is None or review.city_code != principal.city_code or review.status != "open":
+                raise InputError("unknown_review", f"no open review {review_id}")
+            if not note.strip():
+                raise InputError("note_required", "closing a review needs a note")
+            review.status, review.closed_by, review.closed_at = (
+                "closed",
+                principal.user_id,
+                now or _now(),
+            )
+            review.close_note = note.strip()[:1000]
+            audit.record(session, principal, "review_close", now=now or _now(), dataset="reviews",
+                         query={"review_id": review_id}, detail={"kind": review.kind, "note": review.close_note})  # fmt: skip
+
+        self._run(principal, "review_close", close, now=now, audit_fields={"dataset": "reviews"})
 
     def audit_count(self) -> int:
         with self._session() as session:

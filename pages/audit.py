@@ -65,3 +65,27 @@ if principal.role == "city_approver":
     with sections[3]:
         st.caption(t("owner_view_explained"))
         st.dataframe(localise(hub.owner_view(principal)), hide_index=True, width="stretch")
+        with st.form("flag_access"):
+            c1, c2 = st.columns([1, 3])
+            seq = c1.number_input(t("flag_seq"), min_value=1, step=1)
+            note = c2.text_input(t("flag_note"), max_chars=1000)
+            if st.form_submit_button(t("flag_for_review")):
+                try:
+                    st.success(t("flagged_ok", id=hub.flag_access(principal, int(seq), note)))
+                except HubError as exc:
+                    show_error(exc)
+        st.subheader(t("reviews_open"))
+        reviews = hub.reviews(principal)
+        if reviews.empty:
+            st.caption(t("no_reviews"))
+        else:
+            st.dataframe(localise(reviews), hide_index=True, width="stretch")
+            with st.form("close_review"):
+                rid = st.selectbox(t("review_to_close"), list(reviews["id"]))
+                note = st.text_input(t("close_note"), max_chars=1000)
+                if st.form_submit_button(t("close_review")):
+                    try:
+                        hub.close_review(principal, int(rid), note)
+                        st.success(t("review_closed_ok"))
+                    except HubError as exc:
+                        show_error(exc)

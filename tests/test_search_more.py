@@ -64,3 +64,35 @@ def test_text_search_refusals(hub, text, code):
     with transaction(hub.engine) as s:
         last = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
     assert last.action == "search_refused" and "13812345678" not in (last.query or "")
+
+
+def test_owner_city_sees_accesses_flags_one_and_closes_reviews(hub):
+    approver = hub.sign_in("approver.hf", "demo-2026")
+    accesses = hub.owner_view(approver, days=3650)
+    assert len(accesses) and set(accesses["city_code"]) - {"340100"} == set(accesses["city_code"])
+    reviews = hub.reviews(approver)
+    assert "break_glass" in set(reviews["kind"]), (
+        "the demo's break-glass from 滁州 owes 合肥 a review"
+    )
+    seq = int(accesses["seq"].iloc[0])
+    rid = hub.flag_access(approver, seq, "查询目的与案件不符，请核实")
+    assert rid in set(hub.reviews(approver)["id"])
+    with pytest.raises(InputError) as err:
+        hub.flag_access(approver, seq, "  ")
+    assert err.value.code == "note_required"
+    own = hub.sign_in("investigator.hf", "demo-2026")
+    mine = hub.search_plate(own, "皖AK7P35", REASON)
+    assert mine.rows
+    with transaction(hub.engine) as s:
+        own_seq = s.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())).first()
+    with pytest.raises(InputError) as err:
+        hub.flag_access(approver, own_seq, "本市用户")
+    assert err.value.code == "unknown_access"
+    hub.close_review(approver, rid, "已核实，正常办案")
+    assert rid not in set(hub.reviews(approver)["id"])
+    assert rid in set(hub.reviews(approver, status="closed")["id"])
+    with transaction(hub.engine) as s:
+        actions = s.scalars(
+            select(AuditEntry.action).order_by(AuditEntry.seq.desc()).limit(5)
+        ).all()
+    assert "review_close" in actions and "flag_access_refused" in actions
