@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, not_, or_, select
+from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from hub import models as m
@@ -31,6 +31,7 @@ from hub.security.policy import (
 )
 from hub.security.reasons import Reason, check_reason
 from hub.validate import (
+    PLATE_PROVINCES,
     find_id_numbers,
     find_phones,
     id_number_problem,
@@ -135,6 +136,7 @@ def lookup(
     cipher: FieldCipher,
     now: datetime,
     order_by=None,
+    action: str = "search",
 ) -> LookupResult:
     """Run one audited lookup of `dataset` rows matching `where`.
 
@@ -186,7 +188,7 @@ def lookup(
         )
     grants_used = tuple(sorted({g for g in used if g is not None}))
     audit.record(
-        session, principal, "search", now=now, dataset=dataset, query=query,
+        session, principal, action, now=now, dataset=dataset, query=query,
         purpose=reason.purpose, case_no=reason.case_no, result_count=len(rows),
         record_ids=[f"{dataset}:{r.id}" for r in found],
         owner_cities=[r.city_code for r in found],
@@ -209,13 +211,29 @@ def _bounded(value: str, field_name: str) -> str:
     return refuse_nul(value, field_name)
 
 
+def _plate_condition(value: str):
+    """Exact plate; without its province character, any province; or a prefix (≥ 3)."""
+    plate = normalize_plate(value)
+    if is_valid_plate(plate):
+        return m.Sighting.plate == plate, plate
+    if plate and plate[0] not in PLATE_PROVINCES and is_valid_plate("皖" + plate):
+        # Typed without the province: every province's plate with that rest, by index.
+        return m.Sighting.plate.in_(sorted(p + plate for p in PLATE_PROVINCES)), plate
+    if len(plate) >= 3 and plate[0] in PLATE_PROVINCES and plate.isalnum():
+        # A prefix, as a range so that the (plate, ts) index serves it on both stores.
+        return and_(m.Sighting.plate >= plate, m.Sighting.plate < plate + "\uffff"), plate
+    return None, plate
+
+
 def search_plate(session: Session, principal: Principal, plate: str, **kw) -> LookupResult:
-    """Sightings of one plate across every city, in time order."""
-    value = normalize_plate(_bounded(plate, "plate"))
-    if not is_valid_plate(value):
+    """Sightings of a plate across every city, in time order; a plate typed without its
+    province character matches every province, and three or more leading characters
+    search by prefix."""
+    where, value = _plate_condition(_bounded(plate, "plate"))
+    if where is None:
         raise InputError("bad_plate", "not a valid plate number", value=plate.strip()[:20])
     return lookup(
-        session, principal, "sightings", m.Sighting.plate == value,
+        session, principal, "sightings", where,
         query={"kind": "plate", "value": value}, order_by=m.Sighting.ts, **kw,
     )  # fmt: skip
 
@@ -288,3 +306,47 @@ def search_text(session: Session, principal: Principal, value: str, **kw) -> Loo
         session, principal, "incidents", where, query={"kind": "text", "value": value},
         order_by=m.Incident.ts.desc(), **kw,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RecordView:
+    """One record (or its pointer) with its linked records, each through the policy."""
+
+    record: LookupResult
+    links: dict[str, LookupResult]
+
+
+_LINKS = {
+    "persons": lambda rid, row: {
+        "cases": m.Case.id.in_(select(m.PersonCaseLink.case_id).where(m.PersonCaseLink.person_id == rid)),
+        "vehicles": m.Vehicle.owner_person_id == rid,
+    },
+    "cases": lambda rid, row: {
+        "persons": m.Person.id.in_(select(m.PersonCaseLink.person_id).where(m.PersonCaseLink.case_id == rid)),
+        "vehicles": m.Vehicle.id.in_(select(m.VehicleCaseLink.vehicle_id).where(m.VehicleCaseLink.case_id == rid)),
+        "incidents": m.Incident.case_id == rid,
+    },
+    "vehicles": lambda rid, row: {
+        "cases": m.Case.id.in_(select(m.VehicleCaseLink.case_id).where(m.VehicleCaseLink.vehicle_id == rid)),
+        "sightings": m.Sighting.plate == row["plate"],
+    },
+}  # fmt: skip
+
+
+def view_record(
+    session: Session, principal: Principal, dataset: str, record_id: int, **kw
+) -> RecordView:
+    """A record's detail and its links (person ↔ cases ↔ vehicles ↔ sightings), each an
+    audited `view` through the same policy, masks and pointers as a search."""
+    if dataset not in _LINKS:
+        raise InputError("bad_kind", f"no detail view for {dataset!r}")
+    model, _ = DATASETS[dataset]
+    main = lookup(session, principal, dataset, model.id == int(record_id),
+                  query={"kind": "record", "value": f"{dataset}:{int(record_id)}"}, action="view", **kw)  # fmt: skip
+    links: dict[str, LookupResult] = {}
+    if main.rows:
+        for linked, where in _LINKS[dataset](int(record_id), main.rows[0]).items():
+            order = m.Sighting.ts.desc() if linked == "sightings" else None
+            links[linked] = lookup(session, principal, linked, where, action="view", order_by=order,
+                                   query={"kind": "linked", "value": f"{dataset}:{int(record_id)}"}, **kw)  # fmt: skip
+    return RecordView(main, links)

@@ -222,6 +222,23 @@ class Hub:
             now=now, audit_fields=self._lookup_audit(reason, "incidents", {"kind": "text", "value": "(withheld)"}),
         )  # fmt: skip
 
+    def view_record(
+        self,
+        principal: Principal,
+        dataset: str,
+        record_id: int,
+        reason: Reason,
+        *,
+        now: datetime | None = None,
+    ) -> records.RecordView:
+        return self._run(
+            principal, "view",
+            lambda s: records.view_record(
+                s, principal, dataset, record_id, reason=reason, grants=s.info["grants"], cipher=self.cipher, now=now or _now()
+            ),
+            now=now, audit_fields=self._lookup_audit(reason, dataset[:32], {"kind": "record", "value": str(record_id)[:20]}),
+        )  # fmt: skip
+
     # --- requests and grants --------------------------------------------------------
 
     def request_access(self, principal: Principal, *, now: datetime | None = None, **kw) -> int:

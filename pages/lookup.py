@@ -22,6 +22,8 @@ kinds = {
     "id_number": t("kind_id_number"),
     "phone": t("kind_phone"),
     "name": t("kind_name"),
+    "case": t("kind_case"),
+    "text": t("kind_text"),
 }
 with st.form("lookup"):
     c1, c2 = st.columns([1, 3])
@@ -109,3 +111,36 @@ if result is not None:
                                 st.success(t("break_glass_done", id=gid))
                             except HubError as exc:
                                 show_error(exc)
+
+if result is not None and result.dataset in ("persons", "cases", "vehicles") and result.rows:
+    st.divider()
+    with st.form("detail"):
+        chosen = st.selectbox(t("open_record"), [r["id"] for r in result.rows])
+        if st.form_submit_button(t("show_detail")) and reason is not None:
+            try:
+                st.session_state["record_view"] = hub.view_record(
+                    principal, result.dataset, int(chosen), reason
+                )
+            except HubError as exc:
+                show_error(exc)
+    view = st.session_state.get("record_view")
+    if view is not None:
+        st.dataframe(localise(pd.DataFrame(view.record.rows)), hide_index=True, width="stretch")
+        for linked, res in view.links.items():
+            st.markdown(
+                f"**{t('linked_' + linked)}** · {t('lookup_counts', rows=len(res.rows), hidden=sum(p.count for p in res.pointers))}"
+            )
+            if res.rows:
+                st.dataframe(
+                    localise(pd.DataFrame(res.rows).head(50)), hide_index=True, width="stretch"
+                )
+            for p in res.pointers:
+                st.caption(
+                    ":material/lock: "
+                    + t(
+                        "pointer_line",
+                        n=p.count,
+                        city=names.get(p.city_code, p.city_code),
+                        level=t("level_" + p.level),
+                    )
+                )

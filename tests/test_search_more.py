@@ -96,3 +96,31 @@ def test_owner_city_sees_accesses_flags_one_and_closes_reviews(hub):
             select(AuditEntry.action).order_by(AuditEntry.seq.desc()).limit(5)
         ).all()
     assert "review_close" in actions and "flag_access_refused" in actions
+
+
+def test_record_detail_with_links_through_the_policy(hub):
+    inv = hub.sign_in("investigator.hf", "demo-2026")
+    [case] = hub.search_case(inv, PURSUIT_CASE_NO, REASON).rows
+    view = hub.view_record(inv, "cases", case["id"], REASON)
+    assert view.record.rows[0]["case_no"] == PURSUIT_CASE_NO
+    assert [v["plate"] for v in view.links["vehicles"].rows] == ["皖AK7P35"]
+    suspects = view.links["persons"]
+    assert len(suspects.rows) + sum(p.count for p in suspects.pointers) >= 1
+    vehicle = hub.view_record(inv, "vehicles", view.links["vehicles"].rows[0]["id"], REASON)
+    sightings = vehicle.links["sightings"]
+    assert {r["city_code"] for r in sightings.rows} == {"340100"}
+    assert {(p.city_code, p.level) for p in sightings.pointers} == {("341100", "sensitive")}
+    with transaction(hub.engine) as s:
+        actions = s.scalars(
+            select(AuditEntry.action).order_by(AuditEntry.seq.desc()).limit(3)
+        ).all()
+    assert actions == ["view", "view", "view"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "expect"), [("AK7P35", "皖AK7P35"), ("皖AK7", "皖AK7P35"), ("皖 ak7p35", "皖AK7P35")]
+)
+def test_plate_without_province_or_by_prefix(hub, typed, expect):
+    inv = hub.sign_in("investigator.hf", "demo-2026")
+    res = hub.search_plate(inv, typed, REASON)
+    assert expect in {r["plate"] for r in res.rows}
