@@ -244,7 +244,7 @@ class Hub:
     def request_access(self, principal: Principal, *, now: datetime | None = None, **kw) -> int:
         return self._run(
             principal, "request",
-            lambda s: access.request_access(s, principal, now=now or _now(), **kw).id,
+            lambda s: access.request_access(s, principal, now=now or _now(), cipher=self.cipher, **kw).id,
             now=now, audit_fields={"dataset": "access_requests"},
         )  # fmt: skip
 

@@ -74,15 +74,15 @@ if result is not None:
                 st.caption(t("pointer_never"))
                 continue
             st.caption(t("route_" + p.route.value))
-            if kind != "plate":
-                continue  # person requests are filed by case or record id, not by this search
+            if kind not in ("plate", "id_number", "phone"):
+                continue  # name, case and text searches are too broad to be a request's scope
             with st.form(f"req-{p.dataset}-{p.city_code}-{p.level}"):
                 st.markdown(f"**{t('request_access')}** · {value.strip()}")
                 justification = st.text_area(t("justification"), max_chars=1000)
                 if st.form_submit_button(t("send_request")):
                     try:
                         rid = hub.request_access(
-                            principal, owner_city=p.city_code, level=p.level, scope_kind="plate",
+                            principal, owner_city=p.city_code, level=p.level, scope_kind=kind,
                             scope_value=value, reason=reason, justification=justification,
                         )  # fmt: skip
                         st.success(t("request_sent", id=rid))

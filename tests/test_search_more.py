@@ -124,3 +124,33 @@ def test_plate_without_province_or_by_prefix(hub, typed, expect):
     inv = hub.sign_in("investigator.hf", "demo-2026")
     res = hub.search_plate(inv, typed, REASON)
     assert expect in {r["plate"] for r in res.rows}
+
+
+def test_identifier_pointer_becomes_a_request_without_the_number_in_clear(hub):
+    from hub.models import AccessRequest, Person
+
+    officer = hub.sign_in("officer.hf", "demo-2026")
+    with transaction(hub.engine) as s:
+        enc = s.scalar(
+            select(Person.id_enc)
+            .where(Person.city_code == "341100", Person.classification == "sensitive")
+            .limit(1)
+        )
+    number = hub.cipher.decrypt("id_number", enc)
+    first = hub.search_person(officer, "id_number", number, REASON)
+    assert first.rows == [] and [(p.city_code, p.level) for p in first.pointers] == [
+        ("341100", "sensitive")
+    ]
+    rid = hub.request_access(
+        officer, owner_city="341100", level="sensitive", scope_kind="id_number", scope_value=number,
+        reason=REASON, justification="嫌疑人身份核实",
+    )  # fmt: skip
+    with transaction(hub.engine) as s:
+        stored = s.scalar(select(AccessRequest.scope_value).where(AccessRequest.id == rid))
+    assert stored == hub.cipher.blind_index("id_number", number) and number not in stored
+    hub.decide_request(hub.sign_in("approver.cz", "demo-2026"), rid, approve=True, note="同意")
+    second = hub.search_person(officer, "id_number", number, REASON)
+    assert [r["id_number"] for r in second.rows] == [number], (
+        "opened by the grant, unmasked for the officer"
+    )
+    assert second.grants_used

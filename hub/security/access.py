@@ -11,14 +11,22 @@ from sqlalchemy.orm import Session
 from hub.codes import CLASSIFICATIONS, codes
 from hub.models import AccessRequest, Alarm, AuditEntry, City, Grant, Review, User
 from hub.security import audit
+from hub.security.crypto import FieldCipher
 from hub.security.errors import AccessDenied, InputError, RequestError, refuse_nul
 from hub.security.policy import GrantScope, Principal, base_outcome, route_for
 from hub.security.reasons import Reason, check_reason
-from hub.validate import is_valid_plate, normalize_plate
+from hub.validate import (
+    id_number_problem,
+    is_valid_plate,
+    normalize_id_number,
+    normalize_phone,
+    normalize_plate,
+    phone_problem,
+)
 
 GRANT_HOURS = 24
 BREAK_GLASS_HOURS = 2
-SCOPE_KINDS = ("plate", "person", "case", "camera_area")
+SCOPE_KINDS = ("plate", "person", "case", "camera_area", "id_number", "phone")
 MAX_JUSTIFICATION = 1000
 REQUESTER_ROLES = frozenset(
     {"officer", "investigator", "city_approver", "commander", "province_approver"}
@@ -42,10 +50,24 @@ def grants_in_force(session: Session, principal: Principal, *, now: datetime) ->
     return [GrantScope(*row) for row in rows]
 
 
-def _scope(scope_kind: str, scope_value: str) -> str:
+def _scope(scope_kind: str, scope_value: str, cipher: FieldCipher | None = None) -> str:
     if scope_kind not in SCOPE_KINDS:
         raise InputError("bad_scope", f"unknown scope {scope_kind!r}")
     value = scope_value.strip()
+    if scope_kind in ("id_number", "phone"):
+        # Stored (and shown to the approver) as the blind index: a request never
+        # carries an ID number or a phone number in clear.
+        if cipher is None:
+            raise InputError("bad_scope", "identifier scopes need the field cipher")
+        if scope_kind == "id_number":
+            value = normalize_id_number(value)
+            if problem := id_number_problem(value):
+                raise InputError("bad_id_number", problem, value="(withheld)")
+        else:
+            value = normalize_phone(value)
+            if problem := phone_problem(value):
+                raise InputError("bad_phone", problem, value="(withheld)")
+        return cipher.blind_index(scope_kind, value)
     if scope_kind == "plate":
         value = normalize_plate(value)
         if not is_valid_plate(value):
@@ -72,6 +94,7 @@ def request_access(
     reason: Reason,
     justification: str,
     now: datetime,
+    cipher: FieldCipher | None = None,
 ) -> AccessRequest:
     """File a request; routed to the owning city's approver, or a province approver for
     secret records. Refused for roles that may not request, and for own-city requests
@@ -95,7 +118,7 @@ def request_access(
             "too_long", "justification too long", field="justification", limit=MAX_JUSTIFICATION
         )
     refuse_nul(justification, "justification")
-    value = _scope(scope_kind, scope_value)
+    value = _scope(scope_kind, scope_value, cipher)
     reason = reason.normalised()
     check_reason(session, principal, reason)
     req = AccessRequest(

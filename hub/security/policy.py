@@ -237,6 +237,12 @@ def scope_predicate(model, scope_kind: str, scope_value: str) -> ColumnElement[b
         if model is m.Person:
             return model.id == int(scope_value)
         return None
+    if scope_kind in ("id_number", "phone"):
+        # The scope is the blind index of the number searched for, never the number.
+        if model is m.Person:
+            column = model.id_bidx if scope_kind == "id_number" else model.phone_bidx
+            return column == scope_value
+        return None
     if scope_kind == "case":
         case_id = int(scope_value)
         if model is m.Case:
