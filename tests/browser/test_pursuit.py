@@ -53,6 +53,17 @@ def test_request_and_approval_open_the_neighbours_sightings(browser, app_url):
         assert page.get_by_role("heading", name="滁州市").count() == 1
         assert page.get_by_text("依据授权").count() == 1
         requester.shot("pursuit-3-crossed")
+
+        # ... and the trajectory now crosses the border into 滁州.
+        page.get_by_role("link", name="车辆轨迹").click()
+        requester.settle()
+        page.get_by_label("车牌").fill(PURSUIT_PLATE)
+        page.get_by_role("button", name="查询").click()
+        requester.settle()
+        assert page.get_by_role("heading", name="跨市行驶").count() == 1
+        assert page.get_by_text("合肥市 → 滁州市").count() >= 1
+        assert page.get_by_text("滁州市有 3 条敏感记录", exact=False).count() == 0
+        requester.shot("pursuit-4-trajectory-crosses")
         assert requester.external == [] and approver.external == []
     finally:
         requester.context.close()
