@@ -27,6 +27,7 @@ from hub.security.policy import (
     grant_clause,
     masks_for,
     openable_clause,
+    pointer_route,
     relation,
 )
 from hub.security.reasons import Reason, check_reason
@@ -168,7 +169,7 @@ def lookup(
     ).all()  # fmt: skip
     pointers = [
         Pointer(dataset, r[0], r[1], r[2],
-                decide(principal.role, r[1], relation(principal, r[0], None)),
+                pointer_route(principal, r[1], relation(principal, r[0], None)),
                 r[3] if len(r) > 3 else None, r[4] if len(r) > 4 else None)
         for r in hidden
     ]  # fmt: skip
