@@ -198,21 +198,13 @@ def _prepare_schema(engine: Engine) -> None:
 
 
 def _seed(engine: Engine, size: str) -> BuildInfo:
-    from tqdm import tqdm
-
     from hub import demo
 
     log(
         f"seeding the benchmark store: size {size}, seed {BENCH_SEED}, anchor {BENCH_ANCHOR:%Y-%m-%dT%H:%MZ}"
     )
-    bar = tqdm(unit=" rows", unit_scale=True, file=sys.stderr)
-
-    def progress(table: str, rows: int, total: int) -> None:
-        bar.set_description(table)
-        bar.update(rows)
-
     started = time.perf_counter()
-    try:
+    with demo.progress_bar() as progress:
         written = demo.seed(
             engine,
             load_settings(),
@@ -221,8 +213,6 @@ def _seed(engine: Engine, size: str) -> BuildInfo:
             anchor=BENCH_ANCHOR,
             progress=progress,
         )
-    finally:
-        bar.close()
     seconds = time.perf_counter() - started
     return BuildInfo(size=size, rows=sum(written.values()), seconds=seconds, per_table=written)
 

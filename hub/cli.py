@@ -59,8 +59,6 @@ def _parse_anchor(raw: str | None) -> datetime | None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from hub import demo
     from hub.store import current_revision, head_revision
 
@@ -71,27 +69,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("the store already holds records: not seeding the demo")
         return 0
     settings = load_settings()
-    bar = tqdm(unit=" rows", unit_scale=True, disable=args.quiet, file=sys.stderr)
-
-    def progress(table: str, rows: int, total: int) -> None:
-        bar.set_description(table)
-        bar.update(rows)
-
     started = time.perf_counter()
     try:
-        written = demo.seed(
-            engine,
-            settings,
-            size=args.size,
-            seed=args.seed,
-            anchor=_parse_anchor(args.anchor),
-            reset=args.reset,
-            progress=progress,
-        )
+        with demo.progress_bar(disable=args.quiet) as progress:
+            written = demo.seed(
+                engine,
+                settings,
+                size=args.size,
+                seed=args.seed,
+                anchor=_parse_anchor(args.anchor),
+                reset=args.reset,
+                progress=progress,
+            )
     except demo.AlreadySeeded as exc:
         raise UsageError(str(exc)) from None
-    finally:
-        bar.close()
     seconds = time.perf_counter() - started
     total = sum(written.values())
     print(

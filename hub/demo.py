@@ -8,7 +8,9 @@ The anchor (the demo's "now") defaults to the current hour, so that "last hour" 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -915,6 +917,23 @@ _RECORD_TABLES = [
     "feed_rejects",
     "feed_batches",
 ]  # fmt: skip — children first, for deleting
+
+
+@contextmanager
+def progress_bar(*, disable: bool = False) -> Iterator[Callable[[str, int, int], None]]:
+    """A terminal progress bar (stderr) fed by `seed(progress=...)`."""
+    from tqdm import tqdm
+
+    bar = tqdm(unit=" rows", unit_scale=True, disable=disable, file=sys.stderr)
+
+    def progress(table: str, rows: int, total: int) -> None:
+        bar.set_description(table)
+        bar.update(rows)
+
+    try:
+        yield progress
+    finally:
+        bar.close()
 
 
 class AlreadySeeded(Exception):
