@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from hub import models as m
 from hub.security import audit
+from hub.security.backstop import row_filter
 from hub.security.crypto import FieldCipher
 from hub.security.errors import AccessDenied, InputError, refuse_nul
 from hub.security.masking import mask_fields, mask_id_number, mask_phone
@@ -26,7 +27,6 @@ from hub.security.policy import (
     decide,
     grant_clause,
     masks_for,
-    openable_clause,
     pointer_route,
     relation,
 )
@@ -149,7 +149,7 @@ def lookup(
     reason = reason.normalised()
     check_reason(session, principal, reason)
     model, fields = DATASETS[dataset]
-    allowed = openable_clause(principal, model, grants)
+    allowed = row_filter(session, principal, model, grants)
     stmt = select(model).where(where, allowed)
     if order_by is not None:
         stmt = stmt.order_by(order_by)

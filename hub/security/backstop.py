@@ -19,6 +19,20 @@ from hub.security.policy import openable_clause
 BYPASSES = frozenset({"aggregate", "validation"})
 
 
+def row_filter(session: Session, principal, model, grants=()):
+    """The principal's row filter for `model`, built once per session.
+
+    The same principal and grants hold for the whole transaction (the Hub sets both when
+    it opens the session), so the clause is reused by every statement instead of being
+    rebuilt for each one."""
+    if session.info.get("principal") != principal:
+        return openable_clause(principal, model, grants)
+    cache = session.info.setdefault("row_filters", {})
+    if model not in cache:
+        cache[model] = openable_clause(principal, model, session.info.get("grants", ()))
+    return cache[model]
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _row_filter(state: ORMExecuteState) -> None:
     principal = state.session.info.get("principal")
@@ -43,7 +57,7 @@ def _row_filter(state: ORMExecuteState) -> None:
     state.statement = state.statement.options(
         *(
             with_loader_criteria(
-                model, openable_clause(principal, model, grants), include_aliases=True
+                model, row_filter(state.session, principal, model, grants), include_aliases=True
             )
             for model in involved
         )
