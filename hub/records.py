@@ -97,9 +97,8 @@ class LookupResult:
     grants_used: tuple[int, ...] = field(default_factory=tuple)
 
 
-def _row_dict(
-    principal: Principal, model, row, fields: dict[str, str | None], cipher: FieldCipher
-) -> dict:
+def _row_dict(row, fields: dict[str, str | None], cipher: FieldCipher) -> dict:
+    """The exposed fields of a row; identifiers decrypted here, to be masked by the caller."""
     values = {}
     for name in fields:
         if name == "id_number":
@@ -179,7 +178,7 @@ def lookup(
         via_grant = not decide(principal.role, row.classification, rel).opens
         if via_grant:
             used.append(_grant_for(session, model, row, grants))
-        values = _row_dict(principal, model, row, fields, cipher)
+        values = _row_dict(row, fields, cipher)
         rows.append(
             mask_fields(
                 values,
