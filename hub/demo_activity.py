@@ -95,15 +95,14 @@ def run(
 
 def _requests(hub, users, cases, engine, rng, start) -> None:
     """Day two: a request approved by the owning city, one denied."""
-    attempt = _attempt
     day2 = (start + timedelta(days=1)).replace(hour=6, minute=0, second=0, microsecond=0)
     # A request from 合肥 for 滁州's sightings of a plate, approved by 滁州's approver.
     plate_cz = _plates(engine, "341100", 1, rng)[0]
-    rid = attempt(hub.request_access, users["investigator.hf"], owner_city="341100", level="sensitive",
+    rid = _attempt(hub.request_access, users["investigator.hf"], owner_city="341100", level="sensitive",
                   scope_kind="plate", scope_value=plate_cz, reason=Reason("case_investigation", cases["340100"][1]),
                   justification="（演示）涉案车辆近期在滁州活动，需调阅卡口记录", now=day2)  # fmt: skip
     if rid:
-        attempt(
+        _attempt(
             hub.decide_request,
             users["approver.cz"],
             rid,
@@ -111,7 +110,7 @@ def _requests(hub, users, cases, engine, rng, start) -> None:
             note="（演示）同意，限本案使用",
             now=day2 + timedelta(minutes=25),
         )
-        attempt(
+        _attempt(
             hub.search_plate,
             users["investigator.hf"],
             plate_cz,
@@ -120,11 +119,11 @@ def _requests(hub, users, cases, engine, rng, start) -> None:
         )
     # A request from 芜湖 to 合肥, denied for a thin justification.
     plate_hf = _plates(engine, "340100", 1, rng)[0]
-    rid = attempt(hub.request_access, users["investigator.wh"], owner_city="340100", level="sensitive",
+    rid = _attempt(hub.request_access, users["investigator.wh"], owner_city="340100", level="sensitive",
                   scope_kind="plate", scope_value=plate_hf, reason=Reason("case_investigation", cases["340200"][0]),
                   justification="（演示）查一下", now=day2 + timedelta(hours=1))  # fmt: skip
     if rid:
-        attempt(
+        _attempt(
             hub.decide_request,
             users["approver.hf"],
             rid,
@@ -136,14 +135,13 @@ def _requests(hub, users, cases, engine, rng, start) -> None:
 
 def _incidents_day(hub, users, cases, engine, rng, start) -> None:
     """Day three: break-glass, a much-looked-up plate, a burst, off-hours, a lockout."""
-    attempt = _attempt
     plate_hf = _plates(engine, "340100", 1, np.random.default_rng(11))[0]
     # A break-glass in a pursuit from 滁州 into 合肥: raises an alarm and a review.
     day3 = (start + timedelta(days=2)).replace(hour=7, minute=10, second=0, microsecond=0)
-    attempt(hub.break_glass, users["investigator.cz"], plate=plate_hf, owner_city="340100",
+    _attempt(hub.break_glass, users["investigator.cz"], plate=plate_hf, owner_city="340100",
             reason=Reason("pursuit", cases["341100"][0]), justification="（演示）嫌疑车辆正驶入合肥，紧急追踪",
             now=day3)  # fmt: skip
-    attempt(
+    _attempt(
         hub.search_plate,
         users["investigator.cz"],
         plate_hf,
@@ -154,7 +152,7 @@ def _incidents_day(hub, users, cases, engine, rng, start) -> None:
     for i, (username, city) in enumerate(
         (("investigator.hf", "340100"), ("commander.hf", "340100"), ("investigator.wh", "340200"))
     ):
-        attempt(
+        _attempt(
             hub.search_plate,
             users[username],
             plate_hf,
@@ -165,7 +163,7 @@ def _incidents_day(hub, users, cases, engine, rng, start) -> None:
     t = day3 + timedelta(hours=3)
     for plate in (_plates(engine, "340200", 32, rng) * 2)[:32]:
         t += timedelta(seconds=15)
-        attempt(
+        _attempt(
             hub.search_plate,
             users["investigator.wh"],
             plate,
@@ -174,7 +172,7 @@ def _incidents_day(hub, users, cases, engine, rng, start) -> None:
         )
     # An off-hours lookup at 23:40 Asia/Shanghai (15:40 UTC).
     late = day3.replace(hour=15, minute=40)
-    attempt(
+    _attempt(
         hub.search_plate,
         users["investigator.hf"],
         plate_hf,
@@ -182,7 +180,7 @@ def _incidents_day(hub, users, cases, engine, rng, start) -> None:
         now=late,
     )
     # A lookup citing a closed case, and an account that locks itself out.
-    attempt(
+    _attempt(
         hub.search_plate,
         users["officer.hf"],
         plate_hf,
@@ -190,4 +188,4 @@ def _incidents_day(hub, users, cases, engine, rng, start) -> None:
         now=late + timedelta(minutes=5),
     )
     for k in range(5):
-        attempt(hub.sign_in, "officer.wh", "wrong-password", now=late + timedelta(minutes=10 + k))
+        _attempt(hub.sign_in, "officer.wh", "wrong-password", now=late + timedelta(minutes=10 + k))

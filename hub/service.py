@@ -162,23 +162,37 @@ class Hub:
 
     # --- records --------------------------------------------------------------------
 
-    def _lookup_audit(self, reason: Reason, dataset: str, query: dict) -> dict:
-        return {
-            "dataset": dataset,
-            "query": query,
-            "purpose": reason.purpose[:32],
-            "case_no": reason.case_no[:32],
-        }
+    def _lookup(
+        self,
+        principal: Principal,
+        service: Callable[..., T],
+        *args: object,
+        reason: Reason,
+        dataset: str,
+        shown: dict,
+        now: datetime | None,
+        action: str = "search",
+        **kw: object,
+    ) -> T:
+        """Run a `records`-style service with the session's grants, the cipher and the
+        time; a refusal is audited with `shown` as its query (never a raw identifier)."""
+        return self._run(
+            principal, action,
+            lambda s: service(
+                s, principal, *args, reason=reason, grants=s.info["grants"], cipher=self.cipher,
+                now=now or _now(), **kw,
+            ),
+            now=now,
+            audit_fields={"dataset": dataset, "query": shown, "purpose": reason.purpose[:32],
+                          "case_no": reason.case_no[:32]},
+        )  # fmt: skip
 
     def search_plate(
         self, principal: Principal, plate: str, reason: Reason, *, now: datetime | None = None
     ) -> records.LookupResult:
-        return self._run(
-            principal, "search",
-            lambda s: records.search_plate(
-                s, principal, plate, reason=reason, grants=s.info["grants"], cipher=self.cipher, now=now or _now()
-            ),
-            now=now, audit_fields=self._lookup_audit(reason, "sightings", {"kind": "plate", "value": plate[:64]}),
+        return self._lookup(
+            principal, records.search_plate, plate, reason=reason, dataset="sightings",
+            shown={"kind": "plate", "value": plate[:64]}, now=now,
         )  # fmt: skip
 
     def search_person(
@@ -192,34 +206,25 @@ class Hub:
     ) -> records.LookupResult:
         # The refusal's audit never stores a raw ID number or phone typed by the user.
         shown = value[:64] if kind == "name" else "(withheld)"
-        return self._run(
-            principal, "search",
-            lambda s: records.search_person(
-                s, principal, kind, value, reason=reason, grants=s.info["grants"], cipher=self.cipher, now=now or _now()
-            ),
-            now=now, audit_fields=self._lookup_audit(reason, "persons", {"kind": kind[:16], "value": shown}),
+        return self._lookup(
+            principal, records.search_person, kind, value, reason=reason, dataset="persons",
+            shown={"kind": kind[:16], "value": shown}, now=now,
         )  # fmt: skip
 
     def search_case(
         self, principal: Principal, value: str, reason: Reason, *, now: datetime | None = None
     ) -> records.LookupResult:
-        return self._run(
-            principal, "search",
-            lambda s: records.search_case(
-                s, principal, value, reason=reason, grants=s.info["grants"], cipher=self.cipher, now=now or _now()
-            ),
-            now=now, audit_fields=self._lookup_audit(reason, "cases", {"kind": "case", "value": value[:64]}),
+        return self._lookup(
+            principal, records.search_case, value, reason=reason, dataset="cases",
+            shown={"kind": "case", "value": value[:64]}, now=now,
         )  # fmt: skip
 
     def search_text(
         self, principal: Principal, value: str, reason: Reason, *, now: datetime | None = None
     ) -> records.LookupResult:
-        return self._run(
-            principal, "search",
-            lambda s: records.search_text(
-                s, principal, value, reason=reason, grants=s.info["grants"], cipher=self.cipher, now=now or _now()
-            ),
-            now=now, audit_fields=self._lookup_audit(reason, "incidents", {"kind": "text", "value": "(withheld)"}),
+        return self._lookup(
+            principal, records.search_text, value, reason=reason, dataset="incidents",
+            shown={"kind": "text", "value": "(withheld)"}, now=now,
         )  # fmt: skip
 
     def view_record(
@@ -231,12 +236,9 @@ class Hub:
         *,
         now: datetime | None = None,
     ) -> records.RecordView:
-        return self._run(
-            principal, "view",
-            lambda s: records.view_record(
-                s, principal, dataset, record_id, reason=reason, grants=s.info["grants"], cipher=self.cipher, now=now or _now()
-            ),
-            now=now, audit_fields=self._lookup_audit(reason, dataset[:32], {"kind": "record", "value": str(record_id)[:20]}),
+        return self._lookup(
+            principal, records.view_record, dataset, record_id, reason=reason, action="view",
+            dataset=dataset[:32], shown={"kind": "record", "value": str(record_id)[:20]}, now=now,
         )  # fmt: skip
 
     # --- requests and grants --------------------------------------------------------
@@ -470,11 +472,7 @@ class Hub:
         now: datetime | None = None,
     ) -> trajectory.Trajectory:
         """One plate's visible sightings in a window as a path; hidden ones as pointers."""
-        return self._run(
-            principal, "search",
-            lambda s: trajectory.plate_trajectory(
-                s, principal, plate, start=start, end=end, reason=reason, grants=s.info["grants"],
-                cipher=self.cipher, now=now or _now(),
-            ),
-            now=now, audit_fields=self._lookup_audit(reason, "sightings", {"kind": "plate", "value": plate[:64]}),
+        return self._lookup(
+            principal, trajectory.plate_trajectory, plate, reason=reason, dataset="sightings",
+            shown={"kind": "plate", "value": plate[:64]}, now=now, start=start, end=end,
         )  # fmt: skip
