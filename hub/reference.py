@@ -13,6 +13,12 @@ from hub.codes import code_tables
 from hub.models import City, CodeValue, District
 
 
+def _place(row) -> dict[str, object]:
+    """Label point (inside the polygon) and GeoJSON geometry of a boundary row."""
+    point = row.geometry.representative_point()
+    return {"lon": point.x, "lat": point.y, "geometry": shapely.to_geojson(row.geometry)}
+
+
 def load_reference(*, session: Session) -> dict[str, int]:
     """Write cities, districts and code tables; safe to run on every `init`.
 
@@ -20,29 +26,11 @@ def load_reference(*, session: Session) -> dict[str, int]:
     """
     b = load_boundaries()
     for row in b.cities.itertuples():
-        point = row.geometry.representative_point()
-        session.merge(
-            City(
-                adcode=row.adcode,
-                name=row.name,
-                name_en=row.name_en,
-                lon=point.x,
-                lat=point.y,
-                geometry=shapely.to_geojson(row.geometry),
-            )
-        )
+        session.merge(City(adcode=row.adcode, name=row.name, name_en=row.name_en, **_place(row)))
     session.flush()
     for row in b.districts.itertuples():
-        point = row.geometry.representative_point()
         session.merge(
-            District(
-                adcode=row.adcode,
-                city_code=row.parent_adcode,
-                name=row.name,
-                lon=point.x,
-                lat=point.y,
-                geometry=shapely.to_geojson(row.geometry),
-            )
+            District(adcode=row.adcode, city_code=row.parent_adcode, name=row.name, **_place(row))
         )
     tables = code_tables()
     session.execute(delete(CodeValue).where(CodeValue.table_name.not_in(list(tables))))
