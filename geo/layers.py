@@ -6,10 +6,12 @@ boundaries, so the map works on a network without internet.
 
 from __future__ import annotations
 
+import h3
+import numpy as np
 import pandas as pd
 import pydeck as pdk
 
-from geo.boundaries import display_features, label_points
+from geo.boundaries import display_features, label_points, load_boundaries
 
 # Province-wide view centred on the demo province.
 PROVINCE_VIEW = pdk.ViewState(longitude=117.3, latitude=31.75, zoom=5.9, pitch=0)
@@ -220,3 +222,196 @@ def crossing_layer(
         get_radius=12,
         pickable=True,
     )
+
+
+# --- the situation map --------------------------------------------------------------------
+
+# Yellow to dark red by relative count; severity 1 (minor) to 4 (critical).
+_RAMP = np.array([[254, 204, 92], [253, 141, 60], [227, 26, 28], [128, 0, 38]], dtype=float)
+SEVERITY_COLORS = {1: [66, 146, 198, 220], 2: [254, 178, 76, 230], 3: [240, 59, 32, 235],
+                   4: [150, 0, 38, 240]}  # fmt: skip
+CAMERA_COLORS = {"checkpoint": [120, 60, 200, 230], "alpr": [30, 120, 200, 230],
+                 "panoramic": [0, 150, 120, 230], "face": [200, 80, 160, 230]}  # fmt: skip
+OFFLINE_COLOR = [150, 150, 150, 200]
+RISK_COLORS = {"low": [255, 220, 0, 50], "medium": [255, 140, 0, 70], "high": [220, 20, 20, 90]}
+HELP_COLOR = [0, 170, 80, 235]
+UNIT_COLOR = [20, 60, 140, 235]
+STALE_COLOR = [255, 120, 0, 255]
+
+
+def ramp_colors(counts: pd.Series, alpha: int = 190) -> list[list[int]]:
+    """RGBA per count on an orange→dark-red ramp, on a log scale against the largest
+    count (a few busy cells must not wash every other cell out)."""
+    values = counts.to_numpy(dtype=float)
+    if not len(values):
+        return []
+    top = max(values.max(), 1.0)
+    pos = np.log1p(values) / np.log1p(top) * (len(_RAMP) - 1)
+    lo = np.clip(np.floor(pos).astype(int), 0, len(_RAMP) - 2)
+    frac = (pos - lo)[:, None]
+    rgb = _RAMP[lo] * (1 - frac) + _RAMP[lo + 1] * frac
+    return [[int(r), int(g), int(b), alpha] for r, g, b in rgb.round()]
+
+
+def hex_layer(cells: pd.DataFrame, *, layer_id: str = "incident-hexes") -> pdk.Layer:
+    """H3 cells filled by count. `cells` needs `h3` and `count`; `tip` is shown on hover.
+
+    Only cell ids travel to the browser (deck.gl draws the hexagons), so a province of
+    cells stays small on the wire.
+    """
+    data = cells[[c for c in ("h3", "count", "tip") if c in cells]].copy()
+    data["color"] = ramp_colors(data["count"])
+    return pdk.Layer(
+        "H3HexagonLayer",
+        data=data,
+        id=layer_id,
+        get_hexagon="h3",
+        get_fill_color="color",
+        filled=True,
+        stroked=False,
+        extruded=False,
+        pickable=True,
+        auto_highlight=True,
+    )
+
+
+def heat_layer(cells: pd.DataFrame, *, layer_id: str = "incident-heat") -> pdk.Layer:
+    """A heat map from weighted points (`lon`, `lat`, `count`), e.g. cell centres: the
+    weights carry the counts, so no single incident is sent."""
+    return pdk.Layer(
+        "HeatmapLayer",
+        data=cells[["lon", "lat", "count"]],
+        id=layer_id,
+        get_position=["lon", "lat"],
+        get_weight="count",
+        radius_pixels=40,
+        intensity=1,
+        threshold=0.03,
+        pickable=False,
+    )
+
+
+def scatter_layer(
+    frame: pd.DataFrame,
+    *,
+    layer_id: str,
+    color: list[int] | None = None,
+    radius_px: float = 5,
+    line_color: list[int] | None = None,
+    pickable: bool = True,
+) -> pdk.Layer:
+    """Dots at `lon`/`lat`, coloured by a `color` column or one `color`; `id` and `tip`
+    columns are kept for clicks and hovers, nothing else is sent."""
+    keep = [c for c in ("id", "lon", "lat", "tip", "color") if c in frame]
+    data = frame[keep].copy()
+    data["lon"], data["lat"] = data["lon"].round(5), data["lat"].round(5)  # ~1 m
+    if "color" not in data:
+        data["color"] = [color or TRAJECTORY_COLOR] * len(data)
+    return pdk.Layer(
+        "ScatterplotLayer",
+        data=data,
+        id=layer_id,
+        get_position=["lon", "lat"],
+        get_fill_color="color",
+        get_line_color=line_color or [255, 255, 255, 230],
+        stroked=True,
+        line_width_min_pixels=1,
+        radius_units="'pixels'",
+        get_radius=radius_px,
+        pickable=pickable,
+        auto_highlight=pickable,
+    )
+
+
+def ring_layer(
+    frame: pd.DataFrame, *, layer_id: str, color: list[int], radius_px: float = 9
+) -> pdk.Layer:
+    """Hollow rings at `lon`/`lat` (e.g. border checkpoints), not pickable."""
+    return pdk.Layer(
+        "ScatterplotLayer",
+        data=frame[["lon", "lat"]].round(5),
+        id=layer_id,
+        get_position=["lon", "lat"],
+        filled=False,
+        stroked=True,
+        get_line_color=color,
+        line_width_min_pixels=2,
+        radius_units="'pixels'",
+        get_radius=radius_px,
+        pickable=False,
+    )
+
+
+def polygon_layer(
+    features: list[dict], *, layer_id: str, line_color: list[int] | None = None
+) -> pdk.Layer:
+    """GeoJSON features whose properties carry `fill` (RGBA) and `tip`."""
+    return pdk.Layer(
+        "GeoJsonLayer",
+        data={"type": "FeatureCollection", "features": features},
+        id=layer_id,
+        stroked=True,
+        filled=True,
+        get_fill_color="properties.fill",
+        get_line_color=line_color or [120, 0, 0, 200],
+        line_width_min_pixels=1.5,
+        pickable=True,
+        auto_highlight=True,
+    )
+
+
+def stale_layer(city_codes: list[str], *, layer_id: str = "stale-cities") -> pdk.Layer:
+    """Thick orange outlines around the cities whose feeds are stale."""
+    wanted = set(city_codes)
+    geojson = display_features("city")
+    features = [f for f in geojson["features"] if f["properties"]["adcode"] in wanted]
+    return pdk.Layer(
+        "GeoJsonLayer",
+        data={"type": "FeatureCollection", "features": features},
+        id=layer_id,
+        stroked=True,
+        filled=False,
+        get_line_color=STALE_COLOR,
+        line_width_min_pixels=4,
+        pickable=False,
+    )
+
+
+def view_for(
+    cities: list[str] | tuple[str, ...] = (),
+    districts: list[str] | tuple[str, ...] = (),
+    *,
+    width_px: int = 760,
+    height_px: int = 640,
+) -> pdk.ViewState:
+    """The view that fits the selected districts, else cities, else the province.
+
+    Web Mercator as deck.gl draws it: at zoom z the world is 512·2^z pixels wide, so a span
+    of `dx` degrees of longitude needs 2^z = width·360 / (512·dx); latitude spans are
+    stretched by 1/cos(lat).
+    """
+    b = load_boundaries()
+    if districts:
+        shapes = b.districts[b.districts.adcode.isin(districts)]
+    elif cities:
+        shapes = b.cities[b.cities.adcode.isin(cities)]
+    else:
+        shapes = b.cities
+    if shapes.empty:
+        return PROVINCE_VIEW
+    x0, y0, x1, y1 = shapes.total_bounds
+    lat = (y0 + y1) / 2
+    dx, dy = max(x1 - x0, 1e-3), max((y1 - y0) / np.cos(np.radians(lat)), 1e-3)
+    zoom = float(np.log2(min(width_px * 360 / (512 * dx), height_px * 360 / (512 * dy))))
+    return pdk.ViewState(
+        longitude=float((x0 + x1) / 2), latitude=float(lat), zoom=round(zoom - 0.2, 2), pitch=0
+    )
+
+
+def cell_centres(cells: pd.DataFrame) -> pd.DataFrame:
+    """`cells` (`h3`, `count`) with the `lon`/`lat` of each cell's centre added."""
+    centres = [h3.cell_to_latlng(c) for c in cells["h3"]]
+    out = cells.copy()
+    out["lat"] = [round(c[0], 5) for c in centres]
+    out["lon"] = [round(c[1], 5) for c in centres]
+    return out

@@ -68,6 +68,10 @@ DATASETS: dict[str, tuple[type[m.Base], dict[str, str | None]]] = {
         "opened_at": None, "summary": "text", "city_code": None, "district_code": None,
         "classification": None,
     }),
+    "help_requests": (m.HelpRequest, {
+        "id": None, "kind": None, "status": None, "ts": None, "lon": None, "lat": None,
+        "summary": "text", "city_code": None, "district_code": None, "classification": None,
+    }),
     "vehicles": (m.Vehicle, {
         "id": None, "plate": "plate", "make": None, "color": None, "city_code": None,
         "classification": None,
@@ -326,6 +330,10 @@ _LINKS = {
         "vehicles": m.Vehicle.id.in_(select(m.VehicleCaseLink.vehicle_id).where(m.VehicleCaseLink.case_id == rid)),
         "incidents": m.Incident.case_id == rid,
     },
+    "incidents": lambda rid, row: {
+        "cases": m.Case.id == select(m.Incident.case_id).where(m.Incident.id == rid).scalar_subquery(),
+    },
+    "help_requests": lambda rid, row: {},
     "vehicles": lambda rid, row: {
         "cases": m.Case.id.in_(select(m.VehicleCaseLink.case_id).where(m.VehicleCaseLink.vehicle_id == rid)),
         "sightings": m.Sighting.plate == row["plate"],

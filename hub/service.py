@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 import hub.security.backstop  # noqa: F401  (registers the row-filter listener)
-from hub import overview, records, trajectory
+from hub import overview, records, situation, trajectory
 from hub.models import Alarm, AuditEntry, City, Review, User
 from hub.security import access, audit, identity
 from hub.security.alarms import thresholds_from
@@ -239,6 +239,25 @@ class Hub:
         return self._lookup(
             principal, records.view_record, dataset, record_id, reason=reason, action="view",
             dataset=dataset[:32], shown={"kind": "record", "value": str(record_id)[:20]}, now=now,
+        )  # fmt: skip
+
+    # --- the situation map ------------------------------------------------------------
+
+    def situation(
+        self, principal: Principal, query: situation.SituationQuery, *, now: datetime | None = None
+    ) -> situation.Situation:
+        """Hexagon counts, and the map features the viewer may open (audited as a map view)."""
+        when = now or _now()
+
+        def view(session: Session) -> situation.Situation:
+            self._require(principal, situation.SITUATION_ROLES)
+            return situation.situation(
+                session, principal, query, now=when, count_secret=principal.role in COUNTS_SECRET
+            )
+
+        return self._run(
+            principal, "map_view", view, now=now,
+            audit_fields={"dataset": "situation", "query": query.as_audit()},
         )  # fmt: skip
 
     # --- requests and grants --------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hub.security.access import REQUESTER_ROLES
 from hub.security.policy import AGGREGATE_ROLES, AUDIT_ROLES
+from hub.situation import SITUATION_ROLES
 
 LOOKUP_ROLES = frozenset(
     {"officer", "investigator", "city_approver", "province_approver", "commander"}
@@ -31,6 +32,13 @@ class PageSpec:
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("province", "pages/province.py", "page_province", ":material/map:", AGGREGATE_ROLES),
+    PageSpec(
+        "situation",
+        "pages/situation.py",
+        "page_situation",
+        ":material/crisis_alert:",
+        SITUATION_ROLES,
+    ),
     PageSpec("lookup", "pages/lookup.py", "page_lookup", ":material/search:", LOOKUP_ROLES),
     PageSpec("trajectory", "pages/trajectory.py", "traj_page", ":material/route:", LOOKUP_ROLES),
     PageSpec(

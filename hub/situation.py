@@ -1,0 +1,413 @@
+"""The situation map's one question: what is happening where, for this viewer.
+
+Two kinds of answer leave this module, and the policy treats them differently:
+
+- **Counts** (incident hexagons per hour, hidden-record counts) are aggregates. They may
+  include records the viewer cannot open (DESIGN §4), read nothing but cell, hour,
+  count and highest severity, and leave secret records out unless the viewer may count
+  secrets.
+- **Features** (incident points, cameras, risk zones, help requests, units) are records.
+  They are read through the viewer's row filter only, expose a short list of fields (no
+  narratives, no personal fields), and one `map_view` audit entry per answer names how
+  many of each were shown and whose they were.
+
+Incident points are sent only when at most `POINT_LIMIT` openable incidents match: past
+that, a map of dots says nothing a hexagon does not, and the browser would be sent
+megabytes on every rerun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import h3
+import pandas as pd
+from sqlalchemy import ColumnElement, and_, func, literal, not_, select, true
+from sqlalchemy.orm import Session
+
+from hub import models as m
+from hub.codes import code_values
+from hub.security import audit
+from hub.security.backstop import row_filter
+from hub.security.errors import InputError
+from hub.security.policy import Principal
+
+# DESIGN §5: the operational picture is for commanders, investigators and analysts.
+SITUATION_ROLES = frozenset({"commander", "investigator", "analyst"})
+LAYERS = ("incidents", "cameras", "risk_zones", "help_requests", "units")
+# Cameras and units are there when asked for: thousands of dots would hide the incidents.
+DEFAULT_LAYERS = frozenset({"incidents", "risk_zones", "help_requests"})
+POINT_LIMIT = 20_000
+MAX_WINDOW = timedelta(days=31)
+# Hexagon resolution by how much of the province is selected: ~36 km² cells for the
+# province, ~5 km² for one city, ~0.7 km² for districts (H3 average cell areas).
+RESOLUTION = {"province": 6, "city": 7, "district": 8}
+# A feed is stale when nothing arrived for longer than this (per layer; operational
+# feeds arrive continuously, reference feeds such as cameras and zones rarely).
+STALE_AFTER = {
+    "incidents": timedelta(hours=2),
+    "help_requests": timedelta(hours=2),
+    "sightings": timedelta(hours=1),
+    "units": timedelta(hours=6),
+    "cameras": timedelta(days=7),
+    "risk_zones": timedelta(days=30),
+}
+FRESHNESS_DATASETS = tuple(STALE_AFTER)
+
+
+@dataclass(frozen=True)
+class SituationQuery:
+    """What the viewer asked to see. Empty filters mean "all"."""
+
+    start: datetime
+    end: datetime
+    cities: tuple[str, ...] = ()
+    districts: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    severities: tuple[int, ...] = ()
+    layers: frozenset[str] = DEFAULT_LAYERS
+    points: bool = True  # incident points wanted (else hexagons only, nothing opened)
+    by_hour: bool = False  # hexagon counts per hour, for playback
+
+    @property
+    def scale(self) -> str:
+        """province / city / district: what the selection zooms to."""
+        if self.districts:
+            return "district"
+        return "city" if len(self.cities) == 1 else "province"
+
+    @property
+    def resolution(self) -> int:
+        return RESOLUTION[self.scale]
+
+    def as_audit(self) -> dict:
+        return {
+            "kind": "situation",
+            "value": f"{self.start:%Y-%m-%dT%H:%M}/{self.end:%Y-%m-%dT%H:%M}",
+            "cities": list(self.cities),
+            "districts": list(self.districts),
+            "types": list(self.types),
+            "severities": list(self.severities),
+            "layers": sorted(self.layers),
+        }
+
+
+@dataclass(frozen=True)
+class Situation:
+    """The answer: aggregates for everyone allowed, features the viewer may open."""
+
+    query: SituationQuery
+    hexes: pd.DataFrame  # h3, hour (UTC), count, max_severity — counts, policy-aggregate
+    points: pd.DataFrame | None  # openable incidents; None when more than POINT_LIMIT
+    openable_incidents: int  # capped at POINT_LIMIT + 1 when points is None
+    cameras: pd.DataFrame
+    risk_zones: pd.DataFrame
+    help_requests: pd.DataFrame
+    units: pd.DataFrame
+    hidden: dict[str, int]  # per layer: matching records the viewer may not open
+    freshness: pd.DataFrame  # city_code, dataset, last_arrival, stale
+    now: datetime
+    audit_seq: int | None = None
+
+    @property
+    def total_incidents(self) -> int:
+        return int(self.hexes["count"].sum()) if len(self.hexes) else 0
+
+    @property
+    def hours(self) -> list[datetime]:
+        """Every hour of the window, for playback (including hours with nothing)."""
+        first = self.query.start.replace(minute=0, second=0, microsecond=0)
+        n = int((self.query.end - first) / timedelta(hours=1))
+        return [first + timedelta(hours=i) for i in range(max(n, 1))]
+
+
+# --- input ---------------------------------------------------------------------------
+
+WINDOWS = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24),
+           "7d": timedelta(days=7)}  # fmt: skip
+
+
+def window(
+    kind: str, now: datetime, start: datetime | None = None, end: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The UTC window for a preset (`1h` … `7d`) or a custom start and end.
+
+    Raises
+    ------
+    InputError
+        `bad_filter` for an unknown preset; for a custom window, `window_missing`,
+        `window_order` (start not before end), `window_future` or `window_too_long`.
+    """
+    if kind in WINDOWS:
+        return now - WINDOWS[kind], now
+    if kind != "custom":
+        raise InputError("bad_filter", f"unknown window {kind!r}", value=kind)
+    if start is None or end is None:
+        raise InputError("window_missing", "custom window needs a start and an end")
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if start >= end:
+        raise InputError("window_order", "start must be before end")
+    if end > now + timedelta(minutes=5):
+        raise InputError("window_future", "the window ends in the future")
+    if end - start > MAX_WINDOW:
+        raise InputError("window_too_long", "window too long", days=MAX_WINDOW.days)
+    return start, end
+
+
+def _check(query: SituationQuery) -> None:
+    unknown_layers = set(query.layers) - set(LAYERS)
+    if unknown_layers:
+        raise InputError("bad_filter", "unknown layer", value=sorted(unknown_layers)[0])
+    unknown_types = set(query.types) - set(code_values("incident_type"))
+    if unknown_types:
+        raise InputError("bad_filter", "unknown incident type", value=sorted(unknown_types)[0])
+    if set(query.severities) - {1, 2, 3, 4}:
+        raise InputError("bad_filter", "severity is 1 to 4", value=str(query.severities))
+    if query.start.tzinfo is None or query.end.tzinfo is None:
+        raise InputError("window_order", "window times need a time zone")
+    if query.start >= query.end:
+        raise InputError("window_order", "start must be before end")
+    if query.end - query.start > MAX_WINDOW:
+        raise InputError("window_too_long", "window too long", days=MAX_WINDOW.days)
+
+
+# --- SQL pieces ------------------------------------------------------------------------
+
+
+def _in(column, values: Iterable) -> ColumnElement[bool]:
+    values = list(values)
+    return column.in_(values) if values else true()
+
+
+def _place(model, query: SituationQuery) -> ColumnElement[bool]:
+    clauses = [_in(model.city_code, query.cities)]
+    if query.districts and hasattr(model, "district_code"):
+        clauses.append(model.district_code.in_(query.districts))
+    return and_(*clauses)
+
+
+def _incident_filter(query: SituationQuery) -> ColumnElement[bool]:
+    i = m.Incident
+    return and_(
+        i.ts >= query.start,
+        i.ts < query.end,
+        _place(i, query),
+        _in(i.type_code, query.types),
+        _in(i.severity, query.severities),
+    )
+
+
+def _hour(session: Session, column):
+    """The hour a timestamp falls in, as the backend can group by it cheaply."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.substr(column, 1, 13)  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC)
+    return func.date_trunc(literal("hour"), column)
+
+
+def _hours(values: pd.Series) -> pd.Series:
+    if values.empty:
+        return pd.Series([], dtype="datetime64[us, UTC]")
+    if isinstance(values.iloc[0], str):
+        return pd.to_datetime(values, format="%Y-%m-%d %H", utc=True)
+    return pd.to_datetime(values, utc=True)
+
+
+def _to_resolution(frame: pd.DataFrame, column: str, resolution: int) -> pd.Series:
+    """Cells of the stored resolution mapped to a coarser one (parents are exact in H3)."""
+    cells = frame[column]
+    if cells.empty or h3.get_resolution(cells.iloc[0]) == resolution:
+        return cells
+    parents = {c: h3.cell_to_parent(c, resolution) for c in cells.unique()}
+    return cells.map(parents)
+
+
+def _frame(session: Session, stmt, columns: list[str]) -> pd.DataFrame:
+    """Rows as a DataFrame built column-wise (pandas inspects every Row object otherwise,
+    which costs more than the query)."""
+    rows = session.execute(stmt).all()
+    if not rows:
+        return pd.DataFrame({c: [] for c in columns})
+    return pd.DataFrame(dict(zip(columns, zip(*rows, strict=True), strict=True)))
+
+
+# --- the answer ---------------------------------------------------------------------------
+
+
+def incident_hexes(session: Session, query: SituationQuery, *, count_secret: bool) -> pd.DataFrame:
+    """Incident counts per H3 cell (and hour, for playback) — an aggregate over every
+    matching incident.
+
+    The row filter is bypassed on purpose (DESIGN §4: counts may include what the viewer
+    cannot open); only cell, hour, count and the highest severity leave the store.
+    Columns: h3, count, max_severity, and hour (UTC) when `query.by_hour`.
+    """
+    i = m.Incident
+    cell = i.h3_r8 if query.resolution >= 8 else i.h3_r7
+    keys = [cell, _hour(session, i.ts)] if query.by_hour else [cell]
+    names = ["h3", "hour"] if query.by_hour else ["h3"]
+    stmt = (
+        select(*keys, func.count(), func.max(i.severity))
+        .where(_incident_filter(query))
+        .group_by(*keys)
+        .execution_options(policy="aggregate")
+    )
+    if not count_secret:
+        stmt = stmt.where(i.classification != "secret")
+    frame = _frame(session, stmt, [*names, "count", "max_severity"])
+    if query.by_hour:
+        frame["hour"] = _hours(frame["hour"])
+    if frame.empty:
+        return frame.astype({"count": "int64", "max_severity": "int64"})
+    frame["h3"] = _to_resolution(frame, "h3", query.resolution)
+    return (
+        frame.groupby(names, as_index=False, sort=True)
+        .agg(count=("count", "sum"), max_severity=("max_severity", "max"))
+        .astype({"count": "int64", "max_severity": "int64"})
+    )
+
+
+_FEATURES: dict[str, tuple[type[m.Base], tuple[str, ...]]] = {
+    "incidents": (m.Incident, ("id", "type_code", "severity", "status", "ts", "lon", "lat",
+                               "city_code", "district_code", "classification")),
+    "cameras": (m.Camera, ("id", "name", "kind", "status", "at_border", "road", "lon", "lat",
+                           "city_code", "district_code", "classification")),
+    "risk_zones": (m.RiskZone, ("id", "name", "level", "reason", "geometry", "lon", "lat",
+                                "valid_from", "valid_to", "city_code", "district_code",
+                                "classification")),
+    "help_requests": (m.HelpRequest, ("id", "kind", "status", "ts", "lon", "lat", "city_code",
+                                      "district_code", "classification")),
+    "units": (m.Unit, ("id", "callsign", "kind", "status", "lon", "lat", "station", "status_at",
+                       "city_code", "district_code", "classification")),
+}  # fmt: skip
+
+
+def _layer_filter(layer: str, query: SituationQuery) -> ColumnElement[bool]:
+    model, _ = _FEATURES[layer]
+    if layer == "incidents":
+        return _incident_filter(query)
+    if layer == "help_requests":
+        return and_(model.ts >= query.start, model.ts < query.end, _place(model, query))
+    if layer == "risk_zones":
+        # Zones in force at any moment of the window.
+        return and_(
+            model.valid_from < query.end,
+            (model.valid_to.is_(None)) | (model.valid_to >= query.start),
+            _place(model, query),
+        )
+    return _place(model, query)  # cameras and units: where they are now
+
+
+def _features(
+    session: Session,
+    principal: Principal,
+    layer: str,
+    query: SituationQuery,
+    *,
+    limit: int | None,
+    count_secret: bool,
+) -> tuple[pd.DataFrame | None, int, int]:
+    """(openable rows or None past `limit`, openable count, hidden count) for one layer."""
+    model, columns = _FEATURES[layer]
+    where = _layer_filter(layer, query)
+    allowed = row_filter(session, principal, model, session.info.get("grants", ()))
+    stmt = select(*(getattr(model, c) for c in columns)).where(where, allowed)
+    if layer in ("incidents", "help_requests"):
+        stmt = stmt.order_by(model.ts)
+    if limit is not None:
+        # Count (up to the limit) before reading: past it, no row is fetched at all.
+        capped = select(func.count()).select_from(
+            select(model.id).where(where, allowed).limit(limit + 1).subquery()
+        )
+        n = session.scalar(capped) or 0
+        frame = _frame(session, stmt, list(columns)) if n <= limit else None
+    else:
+        frame = _frame(session, stmt, list(columns))
+        n = len(frame)
+    hidden_stmt = select(func.count()).select_from(model).where(where, not_(allowed))
+    if not count_secret:
+        hidden_stmt = hidden_stmt.where(model.classification != "secret")
+    hidden = session.scalar(hidden_stmt.execution_options(policy="aggregate")) or 0
+    return frame, n, hidden
+
+
+def freshness(session: Session, now: datetime) -> pd.DataFrame:
+    """When each city's feed of each map layer last arrived, and whether that is stale.
+
+    Every city appears for every layer; a city with no feed yet has no arrival and is
+    stale. Reads only feed batch metadata, no records.
+    """
+    fb = m.FeedBatch
+    arrived = session.execute(
+        select(fb.city_code, fb.dataset, func.max(fb.finished_at))
+        .where(fb.status == "done", fb.dataset.in_(FRESHNESS_DATASETS))
+        .group_by(fb.city_code, fb.dataset)
+    ).all()
+    last = {(c, d): t for c, d, t in arrived}
+    cities = session.scalars(select(m.City.adcode).order_by(m.City.adcode)).all()
+    rows = []
+    for city in cities:
+        for dataset, limit in STALE_AFTER.items():
+            t = last.get((city, dataset))
+            rows.append((city, dataset, t, t is None or now - t > limit))
+    frame = pd.DataFrame(rows, columns=["city_code", "dataset", "last_arrival", "stale"])
+    frame["last_arrival"] = pd.to_datetime(frame["last_arrival"], utc=True)
+    return frame
+
+
+def situation(
+    session: Session, principal: Principal, query: SituationQuery, *, now: datetime,
+    count_secret: bool,
+) -> Situation:  # fmt: skip
+    """Build the situation for `query` and audit what records it showed.
+
+    Raises
+    ------
+    InputError
+        `window_order`, `window_too_long` or `bad_filter` for a query that makes no sense.
+    """
+    _check(query)
+    hexes = incident_hexes(session, query, count_secret=count_secret)
+    empty = {layer: pd.DataFrame(columns=list(cols)) for layer, (_, cols) in _FEATURES.items()}
+    shown: dict[str, pd.DataFrame] = {}
+    hidden: dict[str, int] = {}
+    points, openable = None, 0
+    for layer in LAYERS:
+        if layer not in query.layers or (layer == "incidents" and not query.points):
+            continue
+        limit = POINT_LIMIT if layer == "incidents" else None
+        frame, n, hidden[layer] = _features(
+            session, principal, layer, query, limit=limit, count_secret=count_secret
+        )
+        if layer == "incidents":
+            points, openable = frame, n
+            if frame is not None:
+                shown[layer] = frame
+        else:
+            shown[layer] = frame
+    touched = [(layer, f) for layer, f in shown.items() if len(f)]
+    entry = None
+    if touched:
+        entry = audit.record(
+            session, principal, "map_view", now=now, dataset="situation",
+            query=query.as_audit(), result_count=sum(len(f) for _, f in touched),
+            record_ids=[f"{layer}:{i}" for layer, f in touched for i in f["id"]],
+            owner_cities=[c for _, f in touched for c in f["city_code"].unique()],
+            decision="ok",
+            detail={"shown": {layer: len(f) for layer, f in touched}, "hidden": hidden},
+        )  # fmt: skip
+    return Situation(
+        query=query,
+        hexes=hexes,
+        points=points,
+        openable_incidents=openable,
+        cameras=shown.get("cameras", empty["cameras"]),
+        risk_zones=shown.get("risk_zones", empty["risk_zones"]),
+        help_requests=shown.get("help_requests", empty["help_requests"]),
+        units=shown.get("units", empty["units"]),
+        hidden=hidden,
+        freshness=freshness(session, now),
+        now=now,
+        audit_seq=entry.seq if entry is not None else None,
+    )

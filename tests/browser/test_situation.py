@@ -1,0 +1,63 @@
+"""The situation map in a real browser: hexagons, points, a city view and playback draw on
+the offline map, a click opens a feature, and nothing leaves the machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import sign_in
+
+pytestmark = pytest.mark.browser
+
+
+def _open(visit, username: str) -> None:
+    sign_in(visit, username)
+    visit.page.get_by_test_id("stSidebarNav").get_by_text("态势图").click()
+    visit.settle()
+    visit.page.get_by_test_id("stDeckGlJsonChart").first.wait_for(timeout=30_000)
+
+
+def _pick(visit, label: str, option: str) -> None:
+    box = visit.page.get_by_test_id("stMultiSelect").filter(has_text=label)
+    box.locator("input").click()
+    visit.page.get_by_role("option", name=option).first.click()
+    visit.page.keyboard.press("Escape")
+    visit.settle()
+
+
+def test_commander_sees_province_then_city_points_then_playback(visit):
+    _open(visit, "commander.hf")
+    page = visit.page
+    assert page.get_by_text("全省态势图").count() == 1
+    assert page.locator("canvas").count() >= 1, "deck.gl drew on a canvas"
+    visit.shot("situation-province")
+
+    page.get_by_role("radio", name="近7天").click()
+    visit.settle()
+    page.get_by_role("radio", name="点位").click()
+    visit.settle()
+    _pick(visit, "城市", "合肥市")
+    assert page.get_by_text("可查看点位").count() == 1, "one city's week fits as points"
+    visit.shot("situation-city-points")
+
+    page.get_by_text("按小时回放").click()
+    visit.settle()
+    assert page.get_by_test_id("stSlider").count() == 1
+    assert page.get_by_role("button", name="播放").count() == 1
+    visit.shot("situation-playback")
+    assert visit.external == [], f"requests tried to leave the machine: {visit.external}"
+    assert not [e for e in visit.errors if "Traceback" in e]
+
+
+def test_analyst_sees_the_map_and_officer_has_no_entry(visit):
+    _open(visit, "analyst")
+    assert visit.page.get_by_text("全省态势图").count() == 1
+    assert visit.external == []
+
+
+def test_officer_has_no_situation_page(visit):
+    sign_in(visit, "officer.hf")
+    nav = visit.page.get_by_test_id("stSidebarNav")
+    assert nav.get_by_text("态势图").count() == 0
+    visit.goto("situation")
+    assert visit.page.get_by_text("全省态势图").count() == 0

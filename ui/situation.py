@@ -1,0 +1,277 @@
+"""The situation map's pieces: the filter bar, the deck for one moment, the feature panel.
+
+The page asks the hub once per query (one audited map view); moving the playback slider,
+switching hexagons / points / heat or clicking a feature reuses that answer.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pydeck as pdk
+import streamlit as st
+
+from geo import layers as gl
+from geo.boundaries import load_boundaries
+from hub.codes import code_values, label
+from hub.security.errors import HubError
+from hub.situation import DEFAULT_LAYERS, LAYERS, POINT_LIMIT, Situation, SituationQuery, window
+from ui import map as hubmap
+from ui.errors import error_text
+from ui.i18n import lang, t
+from ui.reason import reason_form
+from ui.tables import LOCAL_TZ, local_time, localise
+
+WINDOW_KEYS = ("1h", "6h", "24h", "7d", "custom")
+MODES = ("hexagons", "points", "heat")
+TIP = {"html": "{tip}", "style": {"fontSize": "13px"}}
+
+
+def _districts_of(cities: list[str]) -> dict[str, str]:
+    d = load_boundaries().districts
+    if cities:
+        d = d[d.parent_adcode.isin(cities)]
+    return dict(zip(d.adcode, d.name, strict=True))
+
+
+def _custom_window(now_local: datetime) -> tuple[datetime, datetime]:
+    tz = ZoneInfo(LOCAL_TZ)
+    c = st.columns(4)
+    d0 = c[0].date_input(t("sit_from"), now_local.date() - timedelta(days=1), key="sit_d0")
+    t0 = c[1].time_input(t("sit_from_time"), time(0, 0), key="sit_t0", step=3600)
+    d1 = c[2].date_input(t("sit_to"), now_local.date(), key="sit_d1")
+    t1 = c[3].time_input(t("sit_to_time"), now_local.time().replace(second=0, microsecond=0),
+                         key="sit_t1", step=3600)  # fmt: skip
+    return datetime.combine(d0, t0, tz), datetime.combine(d1, t1, tz)
+
+
+def query_bar(names: dict[str, str], now: datetime) -> tuple[SituationQuery | None, str]:
+    """The filters as a query (None when the custom window is refused, shown inline) and
+    the display mode."""
+    kinds = {k: t(f"sit_window_{k}") for k in WINDOW_KEYS}
+    modes = {m: t(f"sit_mode_{m}") for m in MODES}
+    c = st.columns([5, 3, 2], vertical_alignment="bottom")
+    kind = c[0].segmented_control(t("sit_window"), list(kinds), format_func=kinds.get,
+                                  default="24h", key="sit_window") or "24h"  # fmt: skip
+    mode = c[1].segmented_control(t("sit_mode"), list(modes), format_func=modes.get,
+                                  default="hexagons", key="sit_mode") or "hexagons"  # fmt: skip
+    playback = c[2].toggle(t("sit_playback"), key="sit_playback")
+    c = st.columns([3, 3, 4], vertical_alignment="bottom")
+    cities = c[0].multiselect(t("sit_cities"), list(names), format_func=names.get,
+                              placeholder=t("sit_all_province"), key="sit_cities")  # fmt: skip
+    dnames = _districts_of(cities)
+    districts = c[1].multiselect(t("sit_districts"), list(dnames), format_func=dnames.get,
+                                 placeholder=t("sit_all"), key="sit_districts")  # fmt: skip
+    with c[2].expander(t("sit_more_filters")):
+        types = st.multiselect(t("sit_types"), code_values("incident_type"),
+                                 format_func=lambda v: label("incident_type", v, lang()),
+                                 placeholder=t("sit_all"), key="sit_types")  # fmt: skip
+        sev = st.multiselect(t("sit_severity"), [1, 2, 3, 4],
+                               format_func=lambda v: label("severity", str(v), lang()),
+                               placeholder=t("sit_all"), key="sit_sev")  # fmt: skip
+        layer_names = {k: t(f"sit_layer_{k}") for k in LAYERS}
+        layers = st.multiselect(t("sit_layers"), list(layer_names), format_func=layer_names.get,
+                                  default=sorted(DEFAULT_LAYERS),
+                                  key="sit_layers")  # fmt: skip
+        custom = _custom_window(now.astimezone(ZoneInfo(LOCAL_TZ))) if kind == "custom" else None
+    try:
+        start, end = window(kind, now, *(custom or (None, None)))
+    except HubError as exc:
+        st.error(error_text(exc), icon=":material/event_busy:")
+        return None, mode
+    query = SituationQuery(
+        start=start, end=end, cities=tuple(cities), districts=tuple(districts),
+        types=tuple(types), severities=tuple(sev), layers=frozenset(layers),
+        points=mode == "points", by_hour=playback,
+    )  # fmt: skip
+    return query, mode
+
+
+# --- tooltips (one `tip` text per feature; the deck shows it on hover) ----------------------
+
+
+def _code(table: str, values: pd.Series) -> pd.Series:
+    labels = {v: label(table, str(v), lang()) for v in values.unique()}
+    return values.map(labels)
+
+
+def _points(sit: Situation, names: dict[str, str], upto: datetime | None) -> pd.DataFrame:
+    p = sit.points
+    if upto is not None:
+        p = p[p.ts < upto]
+    return p.assign(
+        tip=_code("incident_type", p.type_code) + " · " + _code("severity", p.severity.astype(str))
+        + " · " + p.ts.map(local_time) + " · " + p.city_code.map(names),
+        color=p.severity.map(gl.SEVERITY_COLORS),
+    )  # fmt: skip
+
+
+def _cells(sit: Situation, upto: datetime | None) -> pd.DataFrame:
+    h = sit.hexes
+    if "hour" in h and upto is not None:
+        h = h[h.hour < upto]
+    if "hour" in h:
+        h = h.groupby("h3", as_index=False).agg(
+            count=("count", "sum"), max_severity=("max_severity", "max")
+        )
+    return h.assign(tip=[t("sit_tip_cell", n=n, sev=s) for n, s in zip(h["count"], h["max_severity"], strict=True)])  # fmt: skip
+
+
+def _cameras(sit: Situation) -> pd.DataFrame:
+    c = sit.cameras
+    kinds = _code("camera_kind", c.kind)
+    status = c.status.map(lambda s: t(f"sit_cam_{s}") if s in ("online", "offline") else s)
+    border = c.at_border.map(lambda b: " · " + t("sit_border_checkpoint") if b else "")
+    colors = [gl.OFFLINE_COLOR if s != "online" else gl.CAMERA_COLORS.get(k, gl.OFFLINE_COLOR)
+              for k, s in zip(c.kind, c.status, strict=True)]  # fmt: skip
+    return c.assign(tip=c.name + " · " + kinds + " · " + status + border, color=colors)
+
+
+def _zones(sit: Situation) -> list[dict]:
+    features = []
+    for z in sit.risk_zones.itertuples():
+        level_label = label("risk_level", z.level, lang())
+        features.append({
+            "type": "Feature", "geometry": json.loads(z.geometry),
+            "properties": {"id": int(z.id), "fill": gl.RISK_COLORS.get(z.level, [200, 0, 0, 60]),
+                           "tip": f"{z.name} · {level_label}<br/>{z.reason}"},
+        })  # fmt: skip
+    return features
+
+
+def _help(sit: Situation, upto: datetime | None) -> pd.DataFrame:
+    h = sit.help_requests
+    if upto is not None:
+        h = h[h.ts < upto]
+    return h.assign(tip=t("sit_layer_help_requests") + " · " + _code("help_kind", h.kind) + " · "
+                    + h.status + " · " + h.ts.map(local_time))  # fmt: skip
+
+
+def _units(sit: Situation) -> pd.DataFrame:
+    u = sit.units
+    return u.assign(tip=u.callsign + " · " + _code("unit_kind", u.kind) + " · "
+                    + _code("unit_status", u.status))  # fmt: skip
+
+
+def build_deck(
+    sit: Situation,
+    mode: str,
+    names: dict[str, str],
+    *,
+    upto: datetime | None,
+    map_style: str | None,
+) -> pdk.Deck:
+    """The deck for one moment of the answer (`upto`: playback hour end, None = all)."""
+    q = sit.query
+    stale = sit.freshness[sit.freshness.stale & sit.freshness.dataset.isin(q.layers)]
+    layers: list[pdk.Layer] = [gl.city_layer(pickable=False)]
+    if q.scale != "province":
+        layers.append(gl.district_layer())
+    if not stale.empty:
+        layers.append(gl.stale_layer(sorted(stale.city_code.unique())))
+    if "risk_zones" in q.layers and len(sit.risk_zones):
+        layers.append(gl.polygon_layer(_zones(sit), layer_id="risk-zones"))
+    if "incidents" in q.layers:
+        cells = _cells(sit, upto)
+        if mode == "points" and sit.points is not None:
+            layers.append(gl.scatter_layer(_points(sit, names, upto), layer_id="incident-points",
+                                           radius_px=3.5))  # fmt: skip
+        elif mode == "heat" and len(cells):
+            layers.append(gl.heat_layer(gl.cell_centres(cells)))
+        elif len(cells):
+            layers.append(gl.hex_layer(cells))
+    if "help_requests" in q.layers and len(sit.help_requests):
+        layers.append(gl.scatter_layer(_help(sit, upto), layer_id="help-requests",
+                                       color=gl.HELP_COLOR, radius_px=3.5,
+                                       line_color=[0, 90, 40, 255]))  # fmt: skip
+    if "cameras" in q.layers and len(sit.cameras):
+        cams = _cameras(sit)
+        layers.append(gl.scatter_layer(cams, layer_id="cameras", radius_px=3))
+        border = cams[cams.at_border.astype(bool)]
+        if len(border):
+            layers.append(gl.ring_layer(border, layer_id="border-checkpoints",
+                                        color=gl.CAMERA_COLORS["checkpoint"]))  # fmt: skip
+    if "units" in q.layers and len(sit.units):
+        layers.append(gl.scatter_layer(_units(sit), layer_id="units", color=gl.UNIT_COLOR,
+                                       radius_px=5))  # fmt: skip
+    layers.append(gl.label_layer("city", names=names))
+    view = gl.view_for(q.cities, q.districts)
+    return hubmap.deck(layers, map_style=map_style, tooltip=TIP, view=view)
+
+
+def legend(sit: Situation, mode: str) -> str:
+    """One line of coloured markers naming what each colour on the map means."""
+    q, parts = sit.query, []
+    if "incidents" in q.layers:
+        if mode == "points" and sit.points is not None:
+            sev = [(":blue", "1"), (":orange", "2"), (":red", "3"), (":violet", "4")]
+            parts += [f"{c}[●] {label('severity', s, lang())}" for c, s in sev]
+        else:
+            parts.append(f":orange[⬢] {t('sit_legend_cells')}")
+    if "help_requests" in q.layers:
+        parts.append(f":green[●] {t('sit_layer_help_requests')}")
+    if "risk_zones" in q.layers:
+        parts.append(f":red[▰] {t('sit_layer_risk_zones')}")
+    if "cameras" in q.layers:
+        parts.append(f":violet[◯] {t('sit_border_checkpoint')} · :gray[●] {t('sit_cam_offline')}")
+    if "units" in q.layers:
+        parts.append(f":blue[●] {t('sit_layer_units')}")
+    parts.append(f":orange[▢] {t('sit_legend_stale')}")
+    return " · ".join(parts)
+
+
+def points_note(sit: Situation, mode: str) -> str | None:
+    """Why points are not shown, when the viewer asked for them."""
+    if mode == "points" and sit.points is None and "incidents" in sit.query.layers:
+        return t("sit_too_many_points", limit=f"{POINT_LIMIT:,}")
+    return None
+
+
+# --- what was clicked ---------------------------------------------------------------------
+
+# Layers whose features are records with a narrative: their detail is a new, audited read
+# and needs a reason. The others' tooltip already shows every field they have.
+DETAIL_DATASETS = {"incident-points": "incidents", "help-requests": "help_requests"}
+
+
+def selected(event) -> tuple[str, dict] | None:
+    """(layer id, clicked object) from the deck's selection state, if any."""
+    objects = (event or {}).get("selection", {}).get("objects", {}) if event else {}
+    for layer_id, objs in objects.items():
+        if objs:
+            return layer_id, objs[0]
+    return None
+
+
+def feature_panel(hub, principal, pick: tuple[str, dict] | None) -> None:
+    """The clicked feature: its tooltip, and for records with a narrative, the audited
+    detail view behind a reason."""
+    if pick is None:
+        st.caption(t("sit_click_hint"))
+        return
+    layer_id, obj = pick
+    tip = obj.get("tip") or obj.get("properties", {}).get("tip", "")
+    st.markdown(f"**{t('sit_selected')}**")
+    st.markdown(tip, unsafe_allow_html=False)
+    dataset = DETAIL_DATASETS.get(layer_id)
+    if dataset is None or "id" not in obj:
+        return
+    reason = reason_form()
+    if st.button(t("sit_open_detail"), disabled=reason is None, key=f"sit-open-{obj['id']}"):
+        try:
+            view = hub.view_record(principal, dataset, int(obj["id"]), reason)
+        except HubError as exc:
+            st.error(error_text(exc), icon=":material/block:")
+            return
+        if view.record.rows:
+            row = pd.DataFrame(view.record.rows).drop(columns=["lon", "lat"], errors="ignore")
+            st.dataframe(localise(row).T, width="stretch")
+        for p in view.record.pointers:
+            st.warning(t("pointer_line", n=p.count, city=p.city_code, level=t("level_" + p.level)))
+        for linked, result in view.links.items():
+            if result.rows:
+                st.markdown(f"**{t('sit_linked_' + linked)}**")
+                st.dataframe(localise(pd.DataFrame(result.rows)), hide_index=True)
