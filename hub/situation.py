@@ -288,7 +288,9 @@ def _layer_filter(layer: str, query: SituationQuery) -> ColumnElement[bool]:
     if layer == "incidents":
         return _incident_filter(query)
     if layer == "help_requests":
-        return and_(model.ts >= query.start, model.ts < query.end, _place(model, query))
+        # Who still needs help: every unresolved request raised before the window ends,
+        # however old. Closed ones are history (and tens of thousands of dots a week).
+        return and_(model.status != "closed", model.ts < query.end, _place(model, query))
     if layer == "risk_zones":
         # Zones in force at any moment of the window.
         return and_(

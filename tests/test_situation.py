@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from geo import layers as gl
 from hub import situation as sit
-from hub.models import AuditEntry, FeedBatch, Incident
+from hub.models import AuditEntry, FeedBatch, HelpRequest, Incident
 from hub.security.errors import AccessDenied, InputError
 from hub.security.policy import decide, relation
 from hub.service import Hub
@@ -292,3 +292,18 @@ def test_view_zooms_in_from_province_to_city_to_district() -> None:
 def test_stale_layer_outlines_only_the_stale_cities() -> None:
     layer = gl.stale_layer(["340100", "341100"])
     assert {f["properties"]["adcode"] for f in layer.data["features"]} == {"340100", "341100"}
+
+
+def test_help_layer_shows_unresolved_requests_of_any_age(env) -> None:
+    hub, who, engine = env
+    q = sit.SituationQuery(ANCHOR - timedelta(hours=1), ANCHOR, cities=(HEFEI,))
+    s = hub.situation(who["commander.hf"], q, now=ANCHOR)
+    with session_factory(engine)() as db:
+        expected = db.scalar(
+            select(func.count()).select_from(HelpRequest)
+            .where(HelpRequest.city_code == HEFEI, HelpRequest.status != "closed",
+                   HelpRequest.ts < ANCHOR, HelpRequest.classification != "secret")
+            .execution_options(policy="validation")
+        )  # fmt: skip
+    assert len(s.help_requests) == expected
+    assert "closed" not in set(s.help_requests.status)
