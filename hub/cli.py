@@ -157,6 +157,57 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(db=args.db, only=args.only, size=args.size)
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from hub.ingest.pipeline import ingest_file
+    from hub.ingest.spec import load_spec
+    from hub.security.crypto import FieldCipher
+    from hub.security.errors import HubError
+
+    engine = _engine(args)
+    try:
+        spec = load_spec(args.spec)
+        if spec.dataset != args.dataset:
+            raise UsageError(f"spec {spec.name} fills {spec.dataset}, not {args.dataset}")
+        report = ingest_file(
+            engine, args.file, city_code=args.city, spec=spec,
+            cipher=FieldCipher.from_settings(load_settings()),
+        )  # fmt: skip
+    except HubError as exc:
+        raise UsageError(f"{exc} [{exc.code}]; nothing stored") from None
+    print(report.summary())
+    return 0
+
+
+def cmd_standard(args: argparse.Namespace) -> int:
+    from hub.standard import standard_json
+
+    text = standard_json()
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(f"standard written to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from hub.retention import apply_retention
+    from hub.store import transaction
+
+    days = load_settings().retention_days
+    with transaction(_engine(args)) as session:
+        purges = apply_retention(session, days, dry_run=args.dry_run)
+    for p in purges:
+        if not p.days:
+            print(f"{p.dataset:<14} kept for ever")
+            continue
+        verb = "would purge" if args.dry_run else "purged"
+        print(f"{p.dataset:<14} {verb} {p.purged:,} older than {p.days} days "
+              f"(kept {p.kept_for_open_cases:,} linked to open cases)")  # fmt: skip
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m hub", description="Provincial public-safety data hub"
@@ -202,6 +253,19 @@ def _parser() -> argparse.ArgumentParser:
     b = add("bench", cmd_bench, "run the benchmarks and print figures beside the naive approach")
     b.add_argument("--only", metavar="NAME", help="run only the jobs whose name contains NAME")
     b.add_argument("--size", choices=["small", "demo", "province"], default="province")
+    i = add("ingest", cmd_ingest, "ingest one city's feed file under a mapping spec (audited)")
+    i.add_argument("--city", required=True, metavar="ADCODE", help="the city whose feed it is")
+    i.add_argument("--dataset", required=True, help="target dataset, e.g. incidents")
+    i.add_argument("--spec", required=True, help="spec file, or the name of one in data/specs/")
+    i.add_argument("file", help="the feed file (CSV, JSON Lines, GeoJSON or XLSX)")
+
+    s = add("standard", cmd_standard, "export the published standard (JSON Schema + code tables)")
+    s.add_argument("action", choices=["export"])
+    s.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+
+    r = add("retention", cmd_retention, "purge records past their retention (settings), audited")
+    r.add_argument("action", choices=["apply"])
+    r.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
     return p
 
 

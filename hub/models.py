@@ -167,6 +167,7 @@ class FeedBatch(Base):
     """One arrival of one city's feed: counts, timing and lineage."""
 
     __tablename__ = "feed_batches"
+    __table_args__ = (Index("ix_feed_batches_dataset_started_at", "dataset", "started_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     city_code: Mapped[str] = mapped_column(ForeignKey("cities.adcode"), index=True)
@@ -183,6 +184,15 @@ class FeedBatch(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Added by migration 0003 (feeds): the spec by name, repeats inside the file, the
+    # refusal code of a failed arrival, and the batch's timings and quality figures.
+    spec_name: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    rows_duplicate: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    timings: Mapped[str | None] = mapped_column(Text, nullable=True, doc="JSON: seconds per stage")
+    stats: Mapped[str | None] = mapped_column(
+        Text, nullable=True, doc="JSON: completeness per field, arrival lag, reasons"
+    )
 
 
 class FeedReject(Base):

@@ -495,3 +495,95 @@ class Hub:
             principal, trajectory.plate_trajectory, plate, reason=reason, dataset="sightings",
             shown={"kind": "plate", "value": plate[:64]}, now=now, start=start, end=end,
         )  # fmt: skip
+
+    # --- feeds and quality ------------------------------------------------------------
+    # Feeds are run by the platform admin and the provincial department (DESIGN §5). Raw
+    # rejected rows are fragments of operational records: the province approver sees
+    # them as sent, the admin (who sees no records) with ID numbers and phones masked.
+
+    FEED_ROLES = frozenset({"admin", "province_approver"})
+
+    def feed_specs(self, principal: Principal) -> dict[str, tuple[str, str, str]]:
+        """Shipped specs: name -> (dataset, format, description)."""
+        from hub.ingest.spec import shipped_specs
+
+        self._require(principal, self.FEED_ROLES)
+        return {n: (s.dataset, s.format, s.description) for n, s in shipped_specs().items()}
+
+    def ingest_feed(
+        self, principal: Principal, *, city: str, spec_name: str, filename: str, data: bytes,
+        progress: Callable[[float, int], None] | None = None,
+    ):  # fmt: skip
+        """Ingest an uploaded feed file; the batch report (a refusal raises FeedError)."""
+        import io
+
+        from hub.ingest.pipeline import ingest
+        from hub.ingest.spec import load_spec
+
+        def check(session: Session) -> None:
+            self._require(principal, self.FEED_ROLES)
+
+        self._run(principal, "ingest", check, now=None, audit_fields={"dataset": "feeds"})
+        spec = load_spec(spec_name.replace("/", "").replace("\\", ""))
+        return ingest(
+            self.engine, city_code=city, spec=spec, source=io.BytesIO(data),
+            source_name=filename[:200], cipher=self.cipher, principal=principal, progress=progress,
+        )  # fmt: skip
+
+    def feed_batches(
+        self, principal: Principal, *, city: str = "", dataset: str = ""
+    ) -> pd.DataFrame:
+        from hub import quality
+
+        self._require(principal, self.FEED_ROLES)
+        with self._session(principal) as session:
+            return quality.batches(session, city=city or None, dataset=dataset or None)
+
+    def quality_scorecard(self, principal: Principal) -> pd.DataFrame:
+        from hub import quality
+
+        self._require(principal, self.FEED_ROLES)
+        with self._session(principal) as session:
+            return quality.scorecard(session, now=_now())
+
+    def _rejects_shown(self, principal: Principal, frame: pd.DataFrame) -> pd.DataFrame:
+        from hub.security.masking import mask_text
+
+        if principal.role != "province_approver" and len(frame):
+            frame = frame.assign(raw=frame["raw"].map(mask_text))
+        return frame
+
+    def feed_rejects(
+        self, principal: Principal, batch_id: int, *, limit: int = 1000
+    ) -> pd.DataFrame:
+        """Rejected rows of a batch with every reason (audited as a view)."""
+        from hub import quality
+
+        self._require(principal, self.FEED_ROLES)
+        with self._session(principal) as session:
+            frame = quality.rejects(session, int(batch_id), limit=limit)
+            audit.record(session, principal, "view", now=_now(), dataset="feed_rejects",
+                         query={"batch_id": int(batch_id)}, result_count=len(frame))  # fmt: skip
+            return self._rejects_shown(principal, frame)
+
+    def reject_file(self, principal: Principal, batch_id: int) -> bytes:
+        """Every rejected row of a batch as CSV (audited as an export)."""
+        from hub import quality
+
+        self._require(principal, self.FEED_ROLES)
+        with self._session(principal) as session:
+            frame = self._rejects_shown(
+                principal, quality.rejects(session, int(batch_id), limit=1_000_000)
+            )
+            audit.record(session, principal, "export", now=_now(), dataset="feed_rejects",
+                         query={"batch_id": int(batch_id)}, result_count=len(frame))  # fmt: skip
+        frame["reasons"] = frame["reasons"].map(
+            lambda rs: "; ".join(quality.reason_text(r) for r in rs)
+        )
+        return frame.to_csv(index=False).encode("utf-8-sig")
+
+    def published_standard(self) -> dict:
+        """The standard (JSON Schema of every entity and the code tables): public."""
+        from hub.standard import standard
+
+        return standard()

@@ -22,6 +22,16 @@ DEMO_SM4_KEY = "00112233445566778899aabbccddeeff"
 DEMO_BLIND_INDEX_KEY = "demo-blind-index-key-not-for-production"
 DEMO_COOKIE_SECRET = "demo-cookie-secret-not-for-production"
 
+# Days each dataset's records are kept before `python -m hub retention apply` purges them
+# (records linked to open cases are always kept); HUB_RETENTION_<DATASET>=days overrides,
+# 0 keeps a dataset for ever.
+DEFAULT_RETENTION_DAYS = {
+    "sightings": 180,
+    "help_requests": 1095,
+    "alerts": 1095,
+    "incidents": 1825,
+}
+
 
 class SettingsError(ValueError):
     """A setting has a value the hub cannot use; the message names it."""
@@ -46,6 +56,12 @@ class Settings:
     # Alarm thresholds overridden by HUB_ALARM_<FIELD> (e.g. HUB_ALARM_BURST_COUNT=50),
     # as field name -> int; fields are those of hub.security.alarms.Thresholds.
     alarm_overrides: tuple[tuple[str, int], ...] = ()
+    retention_overrides: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def retention_days(self) -> dict[str, int]:
+        """Dataset -> days its records are kept (0: for ever)."""
+        return {**DEFAULT_RETENTION_DAYS, **dict(self.retention_overrides)}
 
     @property
     def is_production(self) -> bool:
@@ -113,4 +129,21 @@ def load_settings(
                 except (TypeError, ValueError):
                     raise SettingsError(f"{key} must be a whole number, not {raw!r}") from None
     values["alarm_overrides"] = tuple(sorted(overrides.items()))
+    retention = {}
+    for source in (secrets, env):
+        for key, raw in source.items():
+            if key.startswith("HUB_RETENTION_"):
+                dataset = key.removeprefix("HUB_RETENTION_").lower()
+                if dataset not in DEFAULT_RETENTION_DAYS:
+                    known = ", ".join(sorted(DEFAULT_RETENTION_DAYS))
+                    raise SettingsError(f"{key}: no retention for {dataset!r}; datasets: {known}")
+                try:
+                    retention[dataset] = int(raw)
+                except (TypeError, ValueError):
+                    raise SettingsError(
+                        f"{key} must be a whole number of days, not {raw!r}"
+                    ) from None
+                if retention[dataset] < 0:
+                    raise SettingsError(f"{key} must be 0 (keep for ever) or more days")
+    values["retention_overrides"] = tuple(sorted(retention.items()))
     return Settings(**values)

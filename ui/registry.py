@@ -13,6 +13,9 @@ LOOKUP_ROLES = frozenset(
     {"officer", "investigator", "city_approver", "province_approver", "commander"}
 )
 REQUEST_ROLES = REQUESTER_ROLES
+# Feeds and quality: the platform admin and the provincial department (DESIGN §5); the
+# hub enforces it (Hub.FEED_ROLES), this only keeps the pages out of other navigation.
+FEED_ROLES = frozenset({"admin", "province_approver"})
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +48,8 @@ PAGES: tuple[PageSpec, ...] = (
         "requests", "pages/requests.py", "page_requests", ":material/approval:", REQUEST_ROLES
     ),
     PageSpec("audit", "pages/audit.py", "page_audit", ":material/policy:", AUDIT_ROLES),
+    PageSpec("feeds", "pages/feeds.py", "page_feeds", ":material/upload_file:", FEED_ROLES),
+    PageSpec("quality", "pages/quality.py", "page_quality", ":material/fact_check:", FEED_ROLES),
 )
 PAGES_BY_KEY = {p.key: p for p in PAGES}
 

@@ -1,0 +1,121 @@
+"""Feed ingest benchmark: a 1M-row incident CSV end to end (read, map, validate, convert,
+assign, upsert, batch record, audit) on SQLite, beside a bare `executemany` of the same
+rows into the same table, measured in the same run.
+
+Registered with `hub.bench` on import; `python -m hub bench --only feed_ingest`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import numpy as np
+import pandas as pd
+
+from hub.bench import BenchContext, Result, log, register
+
+ROWS = {"small": 100_000, "demo": 1_000_000, "province": 1_000_000}
+GOAL = 200_000  # rows/s
+CITY = "340100"
+
+
+def _store(path):
+    from hub.reference import load_reference
+    from hub.store import make_engine, transaction, upgrade
+
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with transaction(engine) as session:
+        load_reference(session=session)
+    return engine
+
+
+def incident_csv(path, n: int, seed: int = 7) -> None:
+    """`n` incidents of Hefei in the standard's own CSV shape (spec standard_incidents)."""
+    from geo.assign import random_points_in
+    from geo.boundaries import load_boundaries
+
+    rng = np.random.default_rng(seed)
+    shape = load_boundaries().cities.set_index("adcode").geometry[CITY]
+    lon, lat = random_points_in(shape, n, rng)
+    ts = pd.Timestamp("2026-11-01T00:00:00Z") + pd.to_timedelta(
+        rng.integers(0, 20 * 86400, n), unit="s"
+    )
+    types = np.array(["theft", "fraud", "traffic_accident", "dispute", "assault"])
+    pd.DataFrame(
+        {
+            "source_id": "BENCH-" + pd.Series(np.arange(n)).astype(str),
+            "classification": "internal",
+            "type_code": types[rng.integers(0, len(types), n)],
+            "severity": rng.integers(1, 5, n),
+            "status": "open",
+            "ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "reported_at": "",
+            "lon": lon.round(6),
+            "lat": lat.round(6),
+            "district_code": "",
+            "address": "（合成）地址",
+            "summary": "",
+        }
+    ).to_csv(path, index=False)
+
+
+def _bare_executemany(src, dst_engine) -> tuple[int, float]:
+    """The rows the ingest stored, re-inserted with one `executemany` into an empty copy."""
+    with sqlite3.connect(src) as con:
+        cols = [r[1] for r in con.execute("PRAGMA table_info(incidents)") if r[1] != "id"]
+        rows = con.execute(f"SELECT {', '.join(cols)} FROM incidents").fetchall()  # noqa: S608 - names from the schema
+    dst = dst_engine.url.database
+    dst_engine.dispose()
+    con = sqlite3.connect(dst, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        marks = ", ".join("?" * len(cols))
+        sql = f"INSERT INTO incidents ({', '.join(cols)}) VALUES ({marks})"  # noqa: S608 - schema names
+        started = time.perf_counter()
+        con.execute("BEGIN")
+        con.executemany(sql, rows)
+        con.execute("COMMIT")
+        return len(rows), time.perf_counter() - started
+    finally:
+        con.close()
+
+
+@register("feed_ingest", needs_store=False)
+def feed_ingest(ctx: BenchContext) -> list[Result]:
+    from datetime import UTC, datetime
+
+    from hub.ingest.pipeline import ingest_file
+    from hub.ingest.spec import load_spec
+    from hub.security.crypto import FieldCipher
+    from hub.settings import load_settings
+
+    n = ROWS.get(ctx.size, 1_000_000)
+    csv_path = ctx.tmp_dir / "incidents.csv"
+    log(f"feed_ingest: writing a {n:,}-row incident CSV")
+    incident_csv(csv_path, n)
+    engine = _store(ctx.tmp_dir / "ingest.db")
+    log("feed_ingest: ingesting it end to end")
+    report = ingest_file(
+        engine, csv_path, city_code=CITY, spec=load_spec("standard_incidents"),
+        cipher=FieldCipher.from_settings(load_settings()), now=datetime(2026, 11, 22, tzinfo=UTC),
+    )  # fmt: skip
+    engine.dispose()
+    log("feed_ingest: bare executemany of the same rows")
+    rows, seconds = _bare_executemany(ctx.tmp_dir / "ingest.db", _store(ctx.tmp_dir / "bare.db"))
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items())
+    return [
+        Result(
+            job="feed_ingest",
+            figure=f"CSV ingest end to end, {n:,} incidents",
+            value=report.rows_per_second,
+            unit="rows/s",
+            naive="bare executemany, same rows",
+            naive_value=rows / seconds if seconds else None,
+            goal=GOAL,
+            note=f"loaded {report.rows_inserted:,}, rejected {report.rows_rejected:,}; {stages}",
+            detail={"timings": report.timings, "seconds": report.seconds, "bare_seconds": seconds},
+        )
+    ]

@@ -1,0 +1,883 @@
+"""The feed pipeline: read -> map -> validate -> transform -> upsert -> batch record.
+
+One ingest is one transaction: the batch row, the records, the rejected rows and the
+audit entry commit together or not at all. A fatal problem (a `FeedError`) rolls
+everything back; the failed arrival is then recorded (batch row with its error code
+and an audit entry) in a transaction of its own.
+
+Row counts always add up: read = inserted + updated + unchanged + duplicate + rejected,
+where `unchanged` rows are already in the store with the same content and `duplicate`
+rows repeat an earlier row of the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import BinaryIO
+
+import h3
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from geo.assign import assign_city_district
+from geo.boundaries import load_boundaries
+from geo.coords import convert
+from hub import models as m
+from hub.bulk import _write as write_frame  # the bulk writer on the caller's connection
+from hub.codes import code_values
+from hub.ingest.datasets import Dataset, dataset
+from hub.ingest.readers import LAT, LON, Chunk, read_chunks
+from hub.ingest.spec import FeedError, Spec
+from hub.security import audit
+from hub.security.crypto import FieldCipher
+from hub.security.masking import mask_id_number, mask_phone
+from hub.security.policy import Principal
+from hub.validate import (
+    id_number_problem,
+    normalize_id_number,
+    normalize_phone,
+    normalize_plate,
+    phone_problem,
+    plate_problem,
+)
+
+Progress = Callable[[float, int], None]
+FUTURE_SLACK = timedelta(minutes=10)  # clocks of city systems drift a little
+REBUILD_ROWS = 200_000  # SQLite: a load this big into a smaller table rebuilds indexes
+_KM_PER_DEG = 111.0
+_TRUE = {"1", "true", "t", "yes", "y", "是", "有"}
+_FALSE = {"0", "false", "f", "no", "n", "否", "无"}
+# Values a CHECK constraint allows, for fields without a code table.
+_ALLOWED = {("cases", "status"): ("open", "closed")}
+_MASKS = {"id_number": mask_id_number, "phone": mask_phone}
+
+
+@dataclass
+class BatchReport:
+    """What an ingest did, for the CLI and the Feeds page."""
+
+    batch_id: int | None
+    city_code: str
+    dataset: str
+    spec_name: str
+    source_name: str
+    status: str  # done, unchanged, failed
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    rows_duplicate: int = 0
+    rows_rejected: int = 0
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    same_file_as: int | None = None  # an earlier batch with the same content
+    error_code: str | None = None
+    error: str | None = None
+
+    @property
+    def adds_up(self) -> bool:
+        return self.rows_read == (
+            self.rows_inserted + self.rows_updated + self.rows_unchanged
+            + self.rows_duplicate + self.rows_rejected
+        )  # fmt: skip
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        """One English paragraph for the command line."""
+        if self.status == "failed":
+            return f"batch {self.batch_id} failed ({self.error_code}): {self.error}; nothing stored"
+        text = (
+            f"batch {self.batch_id} ({self.dataset}, city {self.city_code}, spec {self.spec_name}): "
+            f"read {self.rows_read:,} = inserted {self.rows_inserted:,} + updated "
+            f"{self.rows_updated:,} + unchanged {self.rows_unchanged:,} + duplicate "
+            f"{self.rows_duplicate:,} + rejected {self.rows_rejected:,} "
+            f"in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)"
+        )
+        if self.status == "unchanged":
+            text += "; nothing changed" + (
+                f" (same file as batch {self.same_file_as})" if self.same_file_as else ""
+            )
+        if self.reasons:
+            text += "; reasons: " + ", ".join(f"{k} {v:,}" for k, v in self.reasons.items())
+        return text
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sha256(source: BinaryIO) -> str:
+    source.seek(0)
+    digest = hashlib.sha256()
+    while block := source.read(1 << 20):
+        digest.update(block)
+    source.seek(0)
+    return digest.hexdigest()
+
+
+# --- map --------------------------------------------------------------------------------
+
+
+def _map(frame: pd.DataFrame, spec: Spec, ds: Dataset) -> pd.DataFrame:
+    """Source columns -> standard fields as stripped text ("" = absent), value-mapped."""
+    out = {}
+    for name, cols in spec.columns.items():
+        s = frame[cols[0]].astype("str")
+        for c in cols[1:]:
+            s = s + " " + frame[c].astype("str")
+        out[name] = s.str.strip()
+    if spec.format == "geojson" and ds.has_point:
+        out.setdefault("lon", frame[LON].astype("str"))
+        out.setdefault("lat", frame[LAT].astype("str"))
+    std = pd.DataFrame(out, index=frame.index)
+    for name, value in spec.constants.items():
+        if name not in std:
+            std[name] = value
+        else:  # a constant fills the gaps of a mapped column
+            std[name] = std[name].where(std[name] != "", value)
+    for name, mapping in spec.values.items():
+        if name in std:
+            mapped = std[name].map(mapping)
+            std[name] = mapped.where(mapped.notna(), std[name]).astype("str")
+    return std
+
+
+# --- validate ---------------------------------------------------------------------------
+
+
+class _Problems:
+    """Row problems of one chunk: (mask, code, field, values) collected vectorised."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.items: list[tuple[np.ndarray, str, str, pd.Series | None, dict]] = []
+
+    def add(self, mask, code: str, field_: str, values: pd.Series | None = None, **params) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            self.items.append((mask, code, field_, values, params))
+
+    @property
+    def any(self) -> np.ndarray:
+        out = np.zeros(self.n, dtype=bool)
+        for mask, *_ in self.items:
+            out |= mask
+        return out
+
+    def reasons(self, positions: np.ndarray) -> dict[int, list[dict]]:
+        out: dict[int, list[dict]] = {int(p): [] for p in positions}
+        for mask, code, field_, values, params in self.items:
+            for p in np.flatnonzero(mask):
+                reason = {"code": code, "field": field_}
+                for k, v in params.items():
+                    reason[k] = str(v.iloc[p]) if isinstance(v, pd.Series) else v
+                if values is not None:
+                    reason["value"] = str(values.iloc[p])[:200]
+                out[int(p)].append(reason)
+        return out
+
+
+def _parse_times(s: pd.Series, fmt: str, tz: str) -> pd.Series:
+    present = s != ""
+    if fmt in ("epoch_s", "epoch_ms"):
+        num = pd.to_numeric(s.where(present), errors="coerce")
+        return pd.to_datetime(
+            num, unit="s" if fmt == "epoch_s" else "ms", utc=True, errors="coerce"
+        )
+    try:
+        parsed = pd.to_datetime(s.where(present), format=fmt, errors="coerce")
+    except (ValueError, TypeError):  # mixed zones: parse each distinct value alone
+        uniq = {v: _one_time(v, tz) for v in s[present].unique()}
+        return pd.to_datetime(s.map(uniq), utc=True)
+    if getattr(parsed.dtype, "tz", None) is None:
+        parsed = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    return parsed.dt.tz_convert("UTC").dt.as_unit("us")
+
+
+def _one_time(value: str, tz: str):
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return pd.NaT
+    return ts.tz_localize(tz) if ts.tzinfo is None else ts
+
+
+def _check_unique(s: pd.Series, check: Callable[[str], str | None]) -> pd.Series:
+    """Run a per-value validator once per distinct value; the problem or None per row."""
+    uniq = s.unique()
+    problems = {v: check(v) for v in uniq}
+    return s.map(problems)
+
+
+def _validate(std: pd.DataFrame, spec: Spec, ds: Dataset, now: datetime,
+              p: _Problems, districts: set[str]) -> dict[str, pd.Series]:  # fmt: skip
+    """Typed values per field; problems recorded in `p`."""
+    typed: dict[str, pd.Series] = {}
+    for name, f in ds.fields.items():
+        if name == "source_id":
+            continue
+        if name not in std:
+            if f.required and not (name in ("lon", "lat") and spec.format == "geojson"):
+                p.add(np.ones(len(std), bool), "missing", name)
+            continue
+        s = std[name]
+        present = (s != "").to_numpy()
+        if f.required:
+            p.add(~present, "missing", name)
+        allowed = _ALLOWED.get((ds.name, name))
+        not_code = np.zeros(len(s), dtype=bool)
+        if f.code_table or allowed:
+            codes = code_values(f.code_table) if f.code_table else allowed
+            not_code = present & ~s.isin(codes).to_numpy()
+            p.add(not_code, "unknown_code", name, s, table=f.code_table or name)
+        if f.kind == "text":
+            if f.check == "plate":
+                s = s.map(normalize_plate).astype("str")
+                prob = _check_unique(
+                    s.where(present, ""), lambda v: plate_problem(v) if v else None
+                )
+                p.add(prob.notna().to_numpy() & present, "bad_plate", name, s)
+            elif f.check in ("id_number", "phone"):
+                norm = normalize_id_number if f.check == "id_number" else normalize_phone
+                s = s.map(norm).astype("str")
+                fn = (
+                    (lambda v: id_number_problem(v, today=now.date()))
+                    if f.check == "id_number"
+                    else phone_problem
+                )  # noqa: E731
+                prob = _check_unique(s.where(present, ""), lambda v, fn=fn: fn(v) if v else None)
+                shown = s.map(lambda v, mk=_MASKS[f.check]: mk(v) or "")
+                p.add(prob.notna().to_numpy() & present, f"bad_{f.check}", name, shown)
+            if f.max_len:
+                p.add(present & (s.str.len() > f.max_len).to_numpy(), "too_long", name,
+                      limit=f.max_len)  # fmt: skip
+            typed[name] = s.where(present, None)
+        elif f.kind in ("int", "float"):
+            num = pd.to_numeric(s.where(present), errors="coerce")
+            bad = present & num.isna().to_numpy()
+            if f.kind == "int":
+                bad |= present & (num.notna() & (num != num.round())).to_numpy()
+            p.add(bad & ~not_code, "not_integer" if f.kind == "int" else "not_number", name, s)
+            typed[name] = num.astype("Int64") if f.kind == "int" else num.astype("float64")
+            if f.kind == "int":
+                typed[name] = num.where(~bad).round().astype("Int64")
+        elif f.kind in ("datetime", "date"):
+            fmt = spec.datetime_formats.get(name, "ISO8601")
+            ts = _parse_times(s, fmt, spec.timezone)
+            bad = present & ts.isna().to_numpy()
+            p.add(bad, "bad_datetime", name, s, format=fmt)
+            ok = ~bad & present
+            p.add(ok & (ts > now + FUTURE_SLACK).to_numpy(), "in_future", name, s)
+            if f.kind == "datetime":
+                oldest = now - timedelta(days=spec.max_age_days)
+                p.add(ok & (ts < oldest).to_numpy(), "too_old", name, s, days=spec.max_age_days)
+                typed[name] = ts
+            else:
+                typed[name] = ts.dt.tz_convert(spec.timezone).dt.date.where(ok, None)
+        elif f.kind == "bool":
+            low = s.str.lower()
+            val = pd.Series(np.where(low.isin(_TRUE), True, np.where(low.isin(_FALSE), False, None)),
+                            index=s.index, dtype=object)  # fmt: skip
+            p.add(present & val.isna().to_numpy(), "not_boolean", name, s)
+            typed[name] = val.where(present, None)
+    if "district_code" in typed:
+        d = typed["district_code"]
+        p.add(d.notna().to_numpy() & ~d.isin(districts).to_numpy(), "unknown_district",
+              "district_code", std["district_code"])  # fmt: skip
+    return typed
+
+
+# --- transform --------------------------------------------------------------------------
+
+
+def _h3_cells(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """H3 cells at resolutions 7 and 8 as text: r8 from h3, r7 by setting the bits of its
+    parent (resolution field and the eighth digit) instead of a second call per point."""
+    cell = h3.api.basic_int.latlng_to_cell
+    r8 = np.fromiter(
+        (cell(a, o, 8) for a, o in zip(lat.tolist(), lon.tolist(), strict=True)),
+        dtype=np.uint64,
+        count=len(lat),
+    )
+    res = np.uint64(0xF) << np.uint64(52)
+    r7 = (r8 & ~res) | (np.uint64(7) << np.uint64(52)) | (np.uint64(7) << np.uint64(21))
+    return _hex(r7), _hex(r8)
+
+
+def _hex(cells: np.ndarray) -> np.ndarray:
+    """uint64 cells as 15-character lower-case hex, vectorised."""
+    shifts = np.arange(56, -1, -4, dtype=np.uint64)  # 15 nibbles, most significant first
+    nibbles = ((cells[:, None] >> shifts) & np.uint64(0xF)).astype(np.uint8)
+    chars = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[nibbles]
+    return chars.view("S15").ravel().astype("U15")
+
+
+def _locate(typed: dict[str, pd.Series], spec: Spec, city: str, p: _Problems, city_shape) -> None:
+    """Coordinates to WGS84, then city and district; points outside their city refused."""
+    lon, lat = typed["lon"].to_numpy(), typed["lat"].to_numpy()
+    ok = ~(np.isnan(lon) | np.isnan(lat))
+    wlon, wlat = np.full(len(lon), np.nan), np.full(len(lat), np.nan)
+    if ok.any():
+        wlon[ok], wlat[ok] = convert(lon[ok], lat[ok], spec.crs, "wgs84")
+    cities = np.full(len(lon), None, dtype=object)
+    districts = np.full(len(lon), None, dtype=object)
+    if ok.any():
+        cities[ok], districts[ok] = assign_city_district(wlon[ok], wlat[ok])
+    shown = typed["lon"].astype("str") + "," + typed["lat"].astype("str")
+    outside = ok & np.array([c is None for c in cities])
+    elsewhere = ok & ~outside & (cities != city)
+    near = np.zeros(len(lon), dtype=bool)
+    candidates = np.flatnonzero(outside | elsewhere)
+    if len(candidates) and spec.city_tolerance_km > 0:
+        pts = shapely.points(wlon[candidates], wlat[candidates])
+        km = shapely.distance(city_shape, pts) * _KM_PER_DEG
+        near[candidates] = km <= spec.city_tolerance_km
+    p.add(outside & ~near, "outside_province", "lon,lat", shown)
+    p.add(elsewhere & ~near, "outside_city", "lon,lat", shown,
+          city=city, found=pd.Series(cities).astype("str"))  # fmt: skip
+    districts = np.where(near, None, districts)  # near the border: the city, no district
+    typed["lon"] = pd.Series(np.round(wlon, 6), index=typed["lon"].index)
+    typed["lat"] = pd.Series(np.round(wlat, 6), index=typed["lat"].index)
+    assigned = pd.Series(districts, index=typed["lon"].index, dtype=object)
+    if "district_code" in typed:  # the mapped district fills in where the point gave none
+        assigned = assigned.where(assigned.notna(), typed["district_code"])
+    typed["district_code"] = assigned
+
+
+def _source_ids(frame: pd.DataFrame, spec: Spec, p: _Problems) -> pd.Series:
+    if spec.key:
+        parts = [frame[c].astype("str").str.strip() for c in spec.key]
+        missing = np.zeros(len(frame), dtype=bool)
+        for part in parts:
+            missing |= (part == "").to_numpy()
+        key = parts[0]
+        for part in parts[1:]:
+            key = key + "-" + part
+        p.add(missing, "missing_key", "+".join(spec.key))
+        p.add(~missing & (key.str.len() > 64).to_numpy(), "too_long", "source_id", key, limit=64)
+        return key
+    rows = frame.astype("str").to_numpy().tolist()
+    return pd.Series(
+        ["H" + hashlib.sha1("\x1f".join(r).encode()).hexdigest() for r in rows],
+        index=frame.index,
+        dtype="str",
+    )
+
+
+# --- the store side ---------------------------------------------------------------------
+
+
+def _table_columns(ds: Dataset) -> list[str]:
+    return [c.name for c in ds.table.columns if c.name != "id"]
+
+
+def _defaults(ds: Dataset) -> dict[str, object]:
+    out = {}
+    for c in ds.table.columns:
+        if c.default is not None and getattr(c.default, "is_scalar", False):
+            out[c.name] = c.default.arg
+    return out
+
+
+def _canon(s: pd.Series) -> pd.Series:
+    """Values as comparable text: times as UTC microseconds, floats to 6 places."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        out = s.dt.tz_convert("UTC").dt.as_unit("us").astype("int64").astype("str")
+        return out.where(s.notna(), "")
+    if s.dtype.kind == "f":
+        return s.round(6).map(repr).where(s.notna(), "")
+    return s.astype(object).map(lambda v: "" if v is None or v is pd.NA or v != v else str(v))
+
+
+class _Writer:
+    """Everything one ingest writes, on one connection inside one transaction."""
+
+    def __init__(self, conn: Connection, session: Session, ds: Dataset, city: str, batch_id: int):
+        self.conn, self.session, self.ds, self.city, self.batch_id = (
+            conn,
+            session,
+            ds,
+            city,
+            batch_id,
+        )
+        t = ds.table
+        rows = conn.execute(select(t.c.source_id, t.c.id).where(t.c.city_code == city))
+        self.existing: dict[str, int] = dict(rows.all())
+        self.table_rows = conn.execute(select(func.count()).select_from(t)).scalar_one()
+        self.indexes: list = []
+        self.compare = [c for c in _table_columns(ds)
+                        if c not in ("created_at", "updated_at", "source_batch_id")
+                        and not c.endswith("_enc")]  # fmt: skip
+
+    def maybe_drop_indexes(self, expected_rows: float) -> None:
+        """SQLite: a big load into a smaller table builds its indexes once at the end."""
+        sqlite = self.conn.dialect.name == "sqlite"
+        if sqlite and expected_rows >= REBUILD_ROWS and expected_rows >= self.table_rows:
+            self.indexes = sorted(self.ds.table.indexes, key=lambda ix: ix.name)
+            for ix in self.indexes:
+                ix.drop(self.conn)
+
+    def rebuild_indexes(self) -> None:
+        if self.indexes:
+            self.conn.exec_driver_sql("PRAGMA threads=2")
+        for ix in self.indexes:
+            ix.create(self.conn)
+
+    def split_existing(self, keys: pd.Series) -> np.ndarray:
+        known = self.existing
+        return np.fromiter((k in known for k in keys.tolist()), dtype=bool, count=len(keys))
+
+    def changed(self, new: pd.DataFrame) -> np.ndarray:
+        """For rows whose key is in the store: does any compared column differ?"""
+        t = self.ds.table
+        ids = [self.existing[k] for k in new["source_id"]]
+        old_parts = []
+        for start in range(0, len(ids), 500):
+            q = select(*[t.c[c] for c in ["id", *self.compare]]).where(
+                t.c.id.in_(ids[start : start + 500])
+            )
+            old_parts.append(
+                pd.DataFrame(self.conn.execute(q).all(), columns=["id", *self.compare])
+            )
+        old = pd.concat(old_parts).set_index("id").reindex(ids)
+        differs = np.zeros(len(new), dtype=bool)
+        for c in [c for c in self.compare if c in new.columns]:
+            a = _canon(new[c].reset_index(drop=True))
+            b = old[c].reset_index(drop=True)
+            if isinstance(new[c].dtype, pd.DatetimeTZDtype):
+                b = pd.to_datetime(b, utc=True)
+            elif new[c].dtype.kind == "f":
+                b = pd.to_numeric(b)
+            differs |= (a != _canon(b)).to_numpy()
+        return differs
+
+    def insert(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            write_frame(self.conn, self.ds.table, frame)
+
+    def update(self, frame: pd.DataFrame) -> None:
+        if not len(frame):
+            return
+        t = self.ds.table
+        cols = [c for c in frame.columns if c not in ("created_at", "source_id", "city_code")]
+        stmt = update(t).where(t.c.id == bindparam("_id")).values({c: bindparam(c) for c in cols})
+        rows = frame[cols].astype(object).where(frame[cols].notna(), None).to_dict("records")
+        for row, key in zip(rows, frame["source_id"], strict=True):
+            row["_id"] = self.existing[key]
+        self.conn.execute(stmt, rows)
+
+    def rejects(self, rows: list[tuple[int, str, str]]) -> None:
+        if rows:
+            df = pd.DataFrame(rows, columns=["row_number", "raw", "reasons"])
+            df.insert(0, "batch_id", self.batch_id)
+            write_frame(self.conn, m.FeedReject.__table__, df)
+
+    def check_foreign_keys(self) -> None:
+        if self.conn.dialect.name == "sqlite":
+            for name in (self.ds.table.name, "feed_rejects"):
+                bad = self.conn.exec_driver_sql(f'PRAGMA foreign_key_check("{name}")').first()
+                if bad:
+                    raise FeedError("store_refused", f"{name}: a row refers to a missing record",
+                                    detail=str(bad))  # fmt: skip
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    filled: Counter = field(default_factory=Counter)
+    lags: list = field(default_factory=list)
+    timings: Counter = field(default_factory=Counter)
+
+
+def _raw_json(frame: pd.DataFrame, positions: np.ndarray) -> list[str]:
+    sub = frame.iloc[positions]
+    return [json.dumps(r, ensure_ascii=False)[:4000] for r in sub.to_dict("records")]
+
+
+class _Run:
+    def __init__(self, spec: Spec, ds: Dataset, city: str, cipher: FieldCipher, now: datetime,
+                 writer: _Writer, started: datetime) -> None:  # fmt: skip
+        self.spec, self.ds, self.city, self.cipher, self.now = spec, ds, city, cipher, now
+        self.w, self.started = writer, started
+        self.tally = _Tally()
+        self.seen: dict[str, tuple[int, int]] = {}  # source_id -> (content hash, row)
+        b = load_boundaries()
+        self.city_shape = b.cities.set_index("adcode").geometry.get(city)
+        self.districts = set(b.districts.loc[b.districts["parent_adcode"] == city, "adcode"])
+        self.defaults = _defaults(ds)
+        self.cameras: dict[str, int] | None = None
+        if "camera" in ds.fields:
+            t = m.Camera.__table__
+            rows = writer.conn.execute(select(t.c.source_id, t.c.id).where(t.c.city_code == city))
+            self.cameras = dict(rows.all())
+
+    def chunk(self, chunk: Chunk) -> None:
+        t0 = time.perf_counter()
+        tally, frame, n = self.tally, chunk.frame.reset_index(drop=True), len(chunk.frame)
+        rejects: list[tuple[int, str, str]] = [
+            (rp.row_number, rp.raw, json.dumps([{"code": rp.code, "field": "", **rp.params}],
+                                               ensure_ascii=False))
+            for rp in chunk.problems
+        ]  # fmt: skip
+        for rp in chunk.problems:
+            tally.reasons[rp.code] += 1
+        tally.read += n + len(chunk.problems)
+        p = _Problems(n)
+        std = _map(frame, self.spec, self.ds)
+        for name in self.ds.fields:
+            if name in std:
+                tally.filled[name] += int((std[name] != "").sum())
+        typed = _validate(std, self.spec, self.ds, self.now, p, self.districts)
+        keys = _source_ids(frame, self.spec, p)
+        if self.ds.has_point and "lon" in typed and "lat" in typed:
+            _locate(typed, self.spec, self.city, p, self.city_shape)
+        out = self._records(typed, keys, n, p)
+        bad = p.any
+        # Repeats inside the file: same key and content as an earlier row -> duplicate;
+        # same key, other content -> rejected (which one is right cannot be told).
+        content = pd.util.hash_pandas_object(out.drop(columns=["created_at", "updated_at"]),
+                                             index=False).to_numpy()  # fmt: skip
+        dup = np.zeros(n, dtype=bool)
+        conflict_with = np.zeros(n, dtype=np.int64)
+        seen, rows = self.seen, chunk.rows
+        for i, k in enumerate(keys.tolist()):
+            if bad[i]:
+                continue
+            prior = seen.get(k)
+            if prior is None:
+                seen[k] = (int(content[i]), int(rows[i]))
+            elif prior[0] == content[i]:
+                dup[i] = True
+            else:
+                conflict_with[i] = prior[1]
+        p.add(conflict_with > 0, "conflicting_duplicate", "source_id",
+              pd.Series(conflict_with).astype("str"))  # fmt: skip
+        bad = p.any
+        t1 = time.perf_counter()
+        tally.timings["validate"] += t1 - t0
+        if bad.any():
+            positions = np.flatnonzero(bad)
+            raws = _raw_json(frame, positions)
+            reasons = p.reasons(positions)
+            for pos, raw in zip(positions, raws, strict=True):
+                rs = reasons[int(pos)]
+                for r in rs:
+                    tally.reasons[r["code"]] += 1
+                rejects.append(
+                    (int(rows[pos]), raw, json.dumps(rs, ensure_ascii=False, default=str))
+                )
+        keep = ~bad & ~dup
+        tally.duplicate += int(dup.sum())
+        tally.rejected += len(rejects)
+        good = out[keep]
+        if self.ds.time_field and self.ds.time_field in good:
+            lag = (pd.Timestamp(self.started) - good[self.ds.time_field]).dt.total_seconds()
+            tally.lags.append(lag.dropna().to_numpy())
+        exists = self.w.split_existing(good["source_id"])
+        fresh, known = good[~exists], good[exists]
+        if len(known):
+            changed = self.w.changed(known)
+            tally.unchanged += int((~changed).sum())
+            known = known[changed].drop(columns=["created_at"])
+        t2 = time.perf_counter()
+        tally.timings["compare"] += t2 - t1
+        self.w.insert(fresh)
+        self.w.update(known)
+        self.w.rejects(rejects)
+        for k, i in zip(fresh["source_id"].tolist(), range(len(fresh)), strict=True):
+            self.w.existing[k] = -1 - i  # inserted by this batch: a repeat is a duplicate
+        tally.inserted += len(fresh)
+        tally.updated += len(known)
+        tally.timings["write"] += time.perf_counter() - t2
+
+    def _records(
+        self, typed: dict[str, pd.Series], keys: pd.Series, n: int, p: _Problems
+    ) -> pd.DataFrame:
+        ds, now = self.ds, pd.Timestamp(self.now)
+        idx = keys.index
+        out: dict[str, object] = {
+            "source_id": keys,
+            "classification": typed.get("classification", pd.Series(None, index=idx, dtype=object)),
+            "created_at": now,
+            "updated_at": now,
+            "city_code": self.city,
+            "source_batch_id": self.w.batch_id,
+        }
+        cls = out["classification"]
+        out["classification"] = cls.where(cls.notna(), self.spec.classification)
+        for name, f in ds.fields.items():
+            if name in typed and f.check not in ("id_number", "phone") and name != "camera":
+                out[name] = typed[name]
+        for col in ds.table.columns:
+            if col.name in self.defaults and col.name in out:
+                s = out[col.name]
+                out[col.name] = s.where(s.notna(), self.defaults[col.name])
+            elif col.name in self.defaults and col.name not in out and col.name != "id":
+                out[col.name] = self.defaults[col.name]
+        if "district_code" in ds.table.c and "district_code" not in out:
+            out["district_code"] = None
+        if ds.name == "incidents":
+            ts = typed["ts"]
+            rep = typed.get("reported_at")
+            out["reported_at"] = ts if rep is None else rep.where(rep.notna(), ts)
+            lat, lon = typed["lat"].to_numpy(), typed["lon"].to_numpy()
+            ok = ~(np.isnan(lat) | np.isnan(lon))
+            r7 = np.full(n, None, dtype=object)
+            r8 = np.full(n, None, dtype=object)
+            if ok.any():
+                r7[ok], r8[ok] = _h3_cells(lat[ok], lon[ok])
+            out["h3_r7"], out["h3_r8"] = r7, r8
+        if self.cameras is not None:
+            cam = typed["camera"]
+            ids = cam.map(self.cameras)
+            p.add(cam.notna().to_numpy() & ids.isna().to_numpy(), "unknown_camera", "camera", cam)
+            out["camera_id"] = ids.astype("Int64")
+        for col, virtual in ds.derived.items():
+            if col == "camera_id":
+                continue
+            values = typed.get(virtual)
+            kind = ds.fields[virtual].check
+            if values is None:
+                out[col] = None
+            elif col.endswith("_enc"):
+                out[col] = [None if v is None else self.cipher.encrypt(kind, v) for v in values]
+            else:
+                out[col] = [None if v is None else self.cipher.blind_index(kind, v) for v in values]
+        if any(c.endswith("_enc") for c in ds.derived):
+            out["key_id"] = self.cipher.key_id
+        frame = pd.DataFrame(out, index=idx)
+        return frame[[c for c in _table_columns(ds) if c in frame.columns]]
+
+    def stats(self) -> dict:
+        t = self.tally
+        lags = np.concatenate(t.lags) if t.lags else np.array([])
+        parsed = max(1, t.read)
+        completeness = {name: round(t.filled[name] / parsed, 4) for name in self.ds.fields
+                        if name != "source_id"}  # fmt: skip
+        out = {
+            "completeness": completeness,
+            "completeness_overall": round(float(np.mean(list(completeness.values()))), 4) if completeness else None,
+            "reasons": dict(t.reasons.most_common()),
+        }  # fmt: skip
+        if len(lags):
+            out["lag_s"] = {
+                "p50": float(np.percentile(lags, 50)),
+                "p90": float(np.percentile(lags, 90)),
+                "max": float(lags.max()),
+            }
+        return out
+
+
+def _sqlite_fast(conn: Connection, on: bool) -> None:
+    """One large transaction: a bigger page cache; foreign keys checked once at the end."""
+    if conn.dialect.name != "sqlite":
+        return
+    # On the driver's connection: through SQLAlchemy the pragma would begin a transaction,
+    # and foreign_keys only changes outside one.
+    raw = conn.connection.driver_connection
+    raw.execute("PRAGMA cache_size=-262144" if on else "PRAGMA cache_size=-2000")
+    raw.execute("PRAGMA foreign_keys=OFF" if on else "PRAGMA foreign_keys=ON")
+
+
+def _audit(session: Session, principal: Principal | None, report: BatchReport, now: datetime,
+           source_name: str) -> None:  # fmt: skip
+    audit.record(
+        session, principal, "ingest", now=now, username=None if principal else "cli",
+        dataset=report.dataset[:32],
+        query={"city": report.city_code, "spec": report.spec_name, "file": source_name[:200]},
+        result_count=report.rows_inserted + report.rows_updated,
+        owner_cities=[report.city_code], decision=report.error_code or report.status,
+        detail={"batch_id": report.batch_id, "read": report.rows_read,
+                "inserted": report.rows_inserted, "updated": report.rows_updated,
+                "unchanged": report.rows_unchanged, "duplicate": report.rows_duplicate,
+                "rejected": report.rows_rejected},
+    )  # fmt: skip
+
+
+def ingest(
+    engine: Engine,
+    *,
+    city_code: str,
+    spec: Spec,
+    source: BinaryIO,
+    source_name: str,
+    cipher: FieldCipher,
+    principal: Principal | None = None,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> BatchReport:
+    """Ingest one feed file of one city under a spec; the batch report.
+
+    Parameters
+    ----------
+    city_code
+        Adcode of the city whose feed this is (the owner of every row).
+    spec
+        The validated mapping spec (`hub.ingest.spec.load_spec`).
+    source
+        The file, opened in binary mode (seekable).
+    principal
+        Who ingests (None: the command line); recorded in the audit entry.
+    progress
+        Called after each chunk with the share of the file read and the rows so far.
+
+    Raises
+    ------
+    FeedError
+        A fatal problem; nothing was stored but the failed batch row and its audit entry.
+    """
+    now = now or _now()
+    started = time.perf_counter()
+    ds = dataset(spec.dataset)
+    report = BatchReport(None, city_code, ds.name, spec.name, source_name[:200], "running")
+    with engine.connect() as conn:
+        if conn.execute(select(m.City.adcode).where(m.City.adcode == city_code)).first() is None:
+            raise FeedError("unknown_city", f"no city with adcode {city_code!r}", city=city_code)
+    digest = _sha256(source)
+    try:
+        with engine.connect() as conn:
+            _sqlite_fast(conn, True)
+            try:
+                with conn.begin(), Session(bind=conn) as session:
+                    _ingest(conn, session, report, spec, ds, source, digest, cipher, principal,
+                            now, progress, started)  # fmt: skip
+            finally:
+                if conn.in_transaction():
+                    conn.rollback()
+                _sqlite_fast(conn, False)
+    except FeedError as exc:
+        _record_failure(engine, report, spec, digest, principal, now, exc, started)
+        raise
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        err = FeedError(
+            "store_refused", f"the store refused the feed: {reason}", detail=reason[:200]
+        )
+        _record_failure(engine, report, spec, digest, principal, now, err, started)
+        raise err from None
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:  # a feed we did not foresee
+        err = FeedError("ingest_failed", f"the feed could not be processed: {exc}",
+                        detail=f"{type(exc).__name__}: {exc}"[:200])  # fmt: skip
+        _record_failure(engine, report, spec, digest, principal, now, err, started)
+        raise err from exc
+    return report
+
+
+def _ingest(conn, session, report, spec, ds, source, digest, cipher, principal, now, progress,
+            started) -> None:  # fmt: skip
+    same = session.scalar(
+        select(m.FeedBatch.id).where(
+            m.FeedBatch.city_code == report.city_code, m.FeedBatch.dataset == ds.name,
+            m.FeedBatch.content_sha256 == digest, m.FeedBatch.status.in_(("done", "unchanged")),
+        ).order_by(m.FeedBatch.id)
+    )  # fmt: skip
+    batch = m.FeedBatch(
+        city_code=report.city_code, dataset=ds.name, source_name=report.source_name,
+        content_sha256=digest, spec=spec.text, spec_name=spec.name, status="running",
+        started_at=now,
+    )  # fmt: skip
+    session.add(batch)
+    session.flush()
+    report.batch_id, report.same_file_as = batch.id, same
+    writer = _Writer(conn, session, ds, report.city_code, batch.id)
+    run = _Run(spec, ds, report.city_code, cipher, now, writer, now)
+    chunks = read_chunks(source, spec)
+    first = True
+    while True:
+        t0 = time.perf_counter()
+        chunk = next(chunks, None)
+        run.tally.timings["read"] += time.perf_counter() - t0
+        if chunk is None:
+            break
+        if first:
+            rows = len(chunk.frame) + len(chunk.problems)
+            writer.maybe_drop_indexes(rows / max(chunk.fraction, 1e-9))
+            first = False
+        run.chunk(chunk)
+        if progress:
+            progress(chunk.fraction, run.tally.read)
+    t0 = time.perf_counter()
+    writer.rebuild_indexes()
+    writer.check_foreign_keys()
+    run.tally.timings["index"] += time.perf_counter() - t0
+    t = run.tally
+    report.rows_read, report.rows_inserted, report.rows_updated = t.read, t.inserted, t.updated
+    report.rows_unchanged, report.rows_duplicate, report.rows_rejected = (
+        t.unchanged,
+        t.duplicate,
+        t.rejected,
+    )
+    report.reasons = dict(t.reasons.most_common())
+    report.status = "done" if t.inserted + t.updated else "unchanged"
+    report.seconds = time.perf_counter() - started
+    report.timings = {k: round(v, 3) for k, v in t.timings.items()}
+    batch.status = report.status
+    batch.rows_read, batch.rows_inserted, batch.rows_updated = t.read, t.inserted, t.updated
+    batch.rows_unchanged, batch.rows_duplicate, batch.rows_rejected = (
+        t.unchanged,
+        t.duplicate,
+        t.rejected,
+    )
+    batch.finished_at = now + timedelta(seconds=report.seconds)
+    batch.timings = json.dumps({**report.timings, "total": round(report.seconds, 3)})
+    batch.stats = json.dumps(run.stats(), ensure_ascii=False)
+    if report.status == "unchanged":
+        batch.note = "nothing changed" + (f"; same file as batch {same}" if same else "")
+    session.flush()
+    _audit(session, principal, report, now, report.source_name)
+    if not report.adds_up:  # a bug, never a feed problem: refuse rather than mis-count
+        raise FeedError("store_refused", "row counts do not add up", detail=asdict(report))
+
+
+def _record_failure(engine, report, spec, digest, principal, now, exc: FeedError, started) -> None:
+    from hub.store import transaction
+
+    report.status, report.error_code, report.error = "failed", exc.code, str(exc)
+    report.rows_inserted = report.rows_updated = report.rows_unchanged = 0
+    report.rows_duplicate = report.rows_rejected = report.rows_read = 0
+    report.seconds = time.perf_counter() - started
+    with transaction(engine) as session:
+        batch = m.FeedBatch(
+            city_code=report.city_code, dataset=report.dataset, source_name=report.source_name,
+            content_sha256=digest, spec=spec.text, spec_name=spec.name, status="failed",
+            started_at=now, finished_at=now + timedelta(seconds=report.seconds),
+            error_code=exc.code[:40], note=str(exc)[:2000],
+        )  # fmt: skip
+        session.add(batch)
+        session.flush()
+        report.batch_id = batch.id
+        _audit(session, principal, report, now, report.source_name)
+
+
+def ingest_file(engine: Engine, path, **kw) -> BatchReport:
+    """`ingest` for a file on disk (the command line)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise FeedError("no_file", f"no file {str(path)!r}", file=str(path))
+    with p.open("rb") as fh:
+        return ingest(engine, source=fh, source_name=p.name, **kw)

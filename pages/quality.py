@@ -1,0 +1,99 @@
+"""Quality and the standard: per-city scorecards, trends, rejected rows, the published standard."""
+
+import json
+
+import streamlit as st
+
+from ui.auth import guard
+from ui.frame import city_names, hub_or_stop
+from ui.i18n import t
+from ui.tables import localise
+
+principal = guard("quality")
+hub = hub_or_stop()
+names = city_names()
+st.title(t("quality_heading"))
+tabs = st.tabs([t("quality_tab_scorecard"), t("quality_tab_trend"), t("quality_tab_rejects"),
+                t("quality_tab_standard")])  # fmt: skip
+PCT = ["completeness", "validity", "duplicate_share"]
+
+
+def reason_line(reasons: list[dict]) -> str:
+    out = []
+    for r in reasons:
+        try:
+            out.append(t(f"rej_{r['code']}", **r))
+        except KeyError:  # a code the catalogue does not know yet
+            out.append(r["code"])
+    return "；".join(out)
+
+
+def readable(frame):
+    frame = frame.copy()
+    if "city_code" in frame:
+        frame["city_code"] = frame["city_code"].map(lambda c: names.get(c, c))
+    for c in PCT:
+        if c in frame:
+            frame[c] = frame[c].map(lambda v: "" if v is None or v != v else f"{v:.1%}")
+    for c in ("lag_p50_h", "lag_p90_h", "freshness_h"):
+        if c in frame:
+            frame[c] = frame[c].round(1)
+    return localise(frame.rename(columns={"dataset": "dataset_name"}))
+
+
+card = hub.quality_scorecard(principal)
+with tabs[0]:
+    st.caption(t("quality_scorecard_caption"))
+    if card.empty:
+        st.info(t("quality_empty"))
+    else:
+        st.dataframe(readable(card), hide_index=True, width="stretch")
+
+with tabs[1]:
+    feeds = list(zip(card["city_code"], card["dataset"], strict=True))
+    pick = st.selectbox(t("quality_pick_feed"), feeds,
+                        format_func=lambda f: f"{names.get(f[0], f[0])} · {f[1]}")  # fmt: skip
+    if pick:
+        trend = hub.feed_batches(principal, city=pick[0], dataset=pick[1])
+        done = trend[trend["status"] != "failed"].set_index("started_at").sort_index()
+        if len(done):
+            st.line_chart(done[PCT].rename(columns={c: t(f"field_{c}") for c in PCT}))
+        st.dataframe(readable(trend[["id", "started_at", "status", "rows_read", "rows_rejected",
+                                     "rows_duplicate", *PCT, "lag_p50_h", "error_code"]]),
+                     hide_index=True, width="stretch")  # fmt: skip
+
+with tabs[2]:
+    batches = hub.feed_batches(principal)
+    with_rejects = batches[batches["rows_rejected"] > 0]
+    if with_rejects.empty:
+        st.info(t("quality_no_rejects"))
+    else:
+        batch = st.selectbox(
+            t("quality_pick_batch"), list(with_rejects["id"]),
+            format_func=lambda i: next(f"#{r.id} · {names.get(r.city_code, r.city_code)} · {r.dataset} · {r.source_name}"
+                                       for r in with_rejects.itertuples() if r.id == i),
+        )  # fmt: skip
+        n = int(with_rejects.loc[with_rejects["id"] == batch, "rows_rejected"].iloc[0])
+        st.caption(t("quality_rows_total", n=f"{n:,}"))
+        rejects = hub.feed_rejects(principal, int(batch))
+        rejects["reasons"] = rejects["reasons"].map(reason_line)
+        st.dataframe(localise(rejects), hide_index=True, width="stretch")
+        st.download_button(t("feeds_reject_download"), hub.reject_file(principal, int(batch)),
+                           file_name=f"rejects-batch-{batch}.csv", mime="text/csv")  # fmt: skip
+
+with tabs[3]:
+    std = hub.published_standard()
+    st.caption(t("std_caption"))
+    st.download_button(t("std_download"), json.dumps(std, ensure_ascii=False, indent=2),
+                       file_name="standard.json", mime="application/json")  # fmt: skip
+    entity = st.selectbox(t("std_entity"), list(std["entities"]))
+    schema = std["entities"][entity]
+    rows = [{t("std_col_field"): name, t("std_col_type"): p.get("format", p.get("type", "")),
+             t("std_col_required"): "✓" if name in schema["required"] else "",
+             t("std_col_values"): p.get("x-code-table", ", ".join(map(str, p.get("enum", [])))),
+             t("std_col_description"): p.get("description", "")}
+            for name, p in schema["properties"].items()]  # fmt: skip
+    st.dataframe(rows, hide_index=True, width="stretch")
+    with st.expander(t("std_code_tables")):
+        table = st.selectbox(t("std_code_tables"), list(std["code_tables"]))
+        st.dataframe(std["code_tables"][table], hide_index=True, width="stretch")

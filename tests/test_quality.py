@@ -1,0 +1,117 @@
+"""Scorecards, the published standard, retention and the Hub's feed methods by role."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from hub import models as m
+from hub.ingest.pipeline import ingest_file
+from hub.ingest.spec import load_spec
+from hub.retention import apply_retention
+from hub.security.errors import AccessDenied
+from hub.service import Hub
+from hub.settings import load_settings
+from hub.standard import standard
+from hub.store import transaction
+from tests.conftest import ROOT
+from tests.security_support import principal, seeded_copy
+
+SAMPLES = ROOT / "data" / "samples"
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory):
+    engine = seeded_copy("sqlite", tmp_path_factory)
+    hub = Hub(engine, load_settings())
+    for _ in range(2):
+        ingest_file(engine, SAMPLES / "hefei_incidents_gbk.csv", city_code="340100",
+                    spec=load_spec("hefei_incidents_gbk"), cipher=hub.cipher)  # fmt: skip
+    return hub
+
+
+def test_scorecard_per_city_and_dataset(fed):
+    card = fed.quality_scorecard(principal(fed.engine, "province.approver"))
+    row = card[(card.city_code == "340100") & (card.dataset == "incidents")].iloc[0]
+    assert row.validity == 1.0 and row.duplicate_share == 0.0
+    assert 0 < row.completeness <= 1 and row.lag_p50_h > 0 and row.freshness_h < 1
+    assert row.batches >= 3  # the demo's batch and two arrivals
+
+
+def test_rejects_are_masked_for_admin_and_audited(fed, tmp_path):
+    lines = (SAMPLES / "hefei_incidents_gbk.csv").read_bytes().decode("gbk").splitlines()
+    lines[1] = (
+        lines[1].replace("（合成）报警人称", "电话13812345678，报警人称").replace("一般", "未知")
+    )
+    path = tmp_path / "bad.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode("gbk"))
+    report = ingest_file(fed.engine, path, city_code="340100", spec=load_spec("hefei_incidents_gbk"),
+                         cipher=fed.cipher)  # fmt: skip
+    admin = principal(fed.engine, "admin")
+    prov = principal(fed.engine, "province.approver")
+    assert "13812345678" in fed.feed_rejects(prov, report.batch_id).raw.iloc[0]
+    masked = fed.feed_rejects(admin, report.batch_id).raw.iloc[0]
+    assert "13812345678" not in masked and "138****5678" in masked
+    csv = fed.reject_file(admin, report.batch_id).decode("utf-8-sig")
+    assert "unknown_code severity" in csv and "13812345678" not in csv
+    with transaction(fed.engine) as s:
+        last = s.scalars(select(m.AuditEntry).order_by(m.AuditEntry.seq.desc())).first()
+    assert (last.action, last.dataset, last.result_count) == ("export", "feed_rejects", 1)
+
+
+def test_other_roles_are_refused(fed):
+    officer = principal(fed.engine, "officer.hf")
+    with pytest.raises(AccessDenied):
+        fed.quality_scorecard(officer)
+    with pytest.raises(AccessDenied):
+        fed.ingest_feed(officer, city="340100", spec_name="hefei_incidents_gbk",
+                        filename="x.csv", data=b"x")  # fmt: skip
+
+
+def test_standard_covers_every_entity_and_code_table():
+    std = standard()
+    assert set(std["entities"]) >= {mdl.__tablename__ for mdl in m.RECORD_MODELS}
+    inc = std["entities"]["incidents"]
+    assert inc["properties"]["severity"]["enum"] == [1, 2, 3, 4]
+    assert "ts" in inc["required"] and inc["x-natural-key"] == ["city_code", "source_id"]
+    assert "id_enc" not in std["entities"]["persons"]["properties"]
+    assert std["entities"]["persons"]["properties"]["id_number"]["x-feed-only"]
+    assert {"incident_type", "case_type", "classification"} <= set(std["code_tables"])
+
+
+def test_standard_export_cli(tmp_path):
+    out = tmp_path / "std.json"
+    proc = subprocess.run([sys.executable, "-m", "hub", "standard", "export", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    assert proc.returncode == 0
+    assert json.loads(out.read_text(encoding="utf-8")) == json.loads(json.dumps(standard()))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_retention_keeps_records_of_open_cases(backend, tmp_path_factory):
+    engine = seeded_copy(backend, tmp_path_factory)
+    now = datetime.now(UTC) + timedelta(days=400)
+    with transaction(engine) as s:
+        open_case = s.scalars(select(m.Case).where(m.Case.status == "open")).first()
+        linked = s.scalars(select(m.Incident).limit(1)).first()
+        linked.case_id = open_case.id
+        total = s.query(m.Incident).count()
+    with transaction(engine) as s:
+        purges = {p.dataset: p for p in apply_retention(s, {"incidents": 30}, now=now)}
+    assert purges["incidents"].purged == total - 1 and purges["incidents"].kept_for_open_cases == 1
+    with transaction(engine) as s:
+        assert [i.id for i in s.scalars(select(m.Incident))] == [linked.id]
+        entry = s.scalars(select(m.AuditEntry).where(m.AuditEntry.action == "retention",
+                                                     m.AuditEntry.dataset == "incidents")).one()  # fmt: skip
+        assert entry.result_count == total - 1
+
+
+def test_retention_setting_from_the_environment():
+    assert load_settings({"HUB_RETENTION_SIGHTINGS": "30"}).retention_days["sightings"] == 30
+    with pytest.raises(ValueError, match="HUB_RETENTION_WEATHER"):
+        load_settings({"HUB_RETENTION_WEATHER": "3"})
