@@ -151,6 +151,41 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_watermark(args: argparse.Namespace) -> int:
+    """Name the export a leaked file came from (audited as the operator's CLI use)."""
+    import getpass
+    from pathlib import Path
+
+    from hub.exports import identify_export, watermark_key
+    from hub.security.errors import HubError
+    from hub.store import transaction
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    key = watermark_key(load_settings().blind_index_key)
+    with transaction(_engine(args)) as session:
+        try:
+            match = identify_export(
+                session, None, path.read_bytes(), path.name, key=key,
+                now=datetime.now(UTC), username=f"cli:{getpass.getuser()}",
+            )  # fmt: skip
+        except HubError as exc:
+            raise UsageError(f"{exc}; nothing identified") from None
+    if match is None:
+        print("no export matches: the file carries no verifiable mark of this hub", file=sys.stderr)
+        return 1
+    same = "byte-identical to the file exported" if match.same_file else "edited since export"
+    print(
+        f"export {match.export_id}: {match.username} ({match.role}, city {match.city_code}) "
+        f"at {match.ts:%Y-%m-%d %H:%M} UTC, {match.dataset}, {match.row_count} rows, "
+        f"purpose {match.purpose or '-'}, file {match.filename} ({same})"
+    )
+    for other in match.other_ids:
+        print(f"  also carries marks of export {other}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from hub.bench import run_bench
 
@@ -249,6 +284,12 @@ def _parser() -> argparse.ArgumentParser:
 
     a = add("audit", cmd_audit, "verify the audit hash chain; exit 1 naming the first broken entry")
     a.add_argument("action", choices=["verify"])
+
+    w = add(
+        "watermark", cmd_watermark, "name the export (user, time, query) a leaked file came from"
+    )
+    w.add_argument("action", choices=["identify"])
+    w.add_argument("file", metavar="FILE", help="a CSV or XLSX file")
 
     b = add("bench", cmd_bench, "run the benchmarks and print figures beside the naive approach")
     b.add_argument("--only", metavar="NAME", help="run only the jobs whose name contains NAME")

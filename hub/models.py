@@ -587,3 +587,34 @@ class Alarm(Base):
     dedupe_key: Mapped[str] = mapped_column(
         String(200), doc="rule:user:subject, one open alarm each"
     )
+
+
+class Export(Base):
+    """A registered export (CSV/XLSX): who took which rows, when and why.
+
+    The id is what the file's invisible mark carries (4 bytes, so it stays below 2³²);
+    `sha256` is the file as it left the hub. Rows are never updated or deleted
+    (triggers refuse it, as for the audit log).
+    """
+
+    __tablename__ = "exports"
+    __table_args__ = (
+        CheckConstraint("format IN ('csv', 'xlsx')", name="format"),
+        Index("ix_exports_user_id_ts", "user_id", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    username: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(20))
+    city_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    dataset: Mapped[str] = mapped_column(String(40))
+    query: Mapped[str] = mapped_column(Text, doc="JSON: the selection exported")
+    purpose: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    case_no: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    row_count: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(4))
+    filename: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    audit_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

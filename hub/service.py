@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 import hub.security.backstop  # noqa: F401  (registers the row-filter listener)
-from hub import overview, records, situation, trajectory
+from hub import analytics, exports, overview, records, situation, trajectory, transparency
 from hub.models import Alarm, AuditEntry, City, Review, User
 from hub.security import access, audit, identity
 from hub.security.alarms import thresholds_from
@@ -32,6 +32,8 @@ from hub.settings import Settings, load_settings
 from hub.store import make_engine, transaction
 
 T = TypeVar("T")
+# Leak identification and the export registry are the auditors' (discipline and secrecy).
+AUDITOR_ONLY = frozenset({"auditor"})
 
 
 def _now() -> datetime:
@@ -303,6 +305,97 @@ class Hub:
         with self._session(principal) as session:
             return list(session.info["grants"])
 
+    # --- overview, explore, exports and transparency -----------------------------------
+
+    def overview(self, principal: Principal, *, now: datetime | None = None) -> analytics.Overview:
+        """Leadership KPIs and 30-day charts (aggregates only; nothing to audit)."""
+        self._require(principal, analytics.OVERVIEW_ROLES)
+        with self._session(principal) as session:
+            return analytics.overview(
+                session, now=now or _now(), count_secret=principal.role in COUNTS_SECRET
+            )
+
+    def explore(self, principal: Principal, query: analytics.ExploreQuery) -> analytics.Exploration:
+        """The analyst's pivot of a selection: counts only, never a record."""
+        self._require(principal, analytics.EXPLORE_ROLES)
+        with self._session(principal) as session:
+            return analytics.explore(session, query, count_secret=principal.role in COUNTS_SECRET)
+
+    def export_exploration(
+        self, principal: Principal, query: analytics.ExploreQuery, fmt: str,
+        *, now: datetime | None = None,
+    ) -> exports.ExportFile:  # fmt: skip
+        """The current selection's pivot as a registered, watermarked file."""
+        when = now or _now()
+
+        def export(session: Session) -> exports.ExportFile:
+            self._require(principal, analytics.EXPLORE_ROLES)
+            found = analytics.explore(session, query, count_secret=principal.role in COUNTS_SECRET)
+            return exports.register_export(
+                session, principal, analytics.labelled(session, found), dataset="incident_counts",
+                query=query.as_audit(), fmt=fmt, now=when, key=self._watermark_key,
+            )  # fmt: skip
+
+        return self._run(principal, "export", export, now=now,
+                         audit_fields={"dataset": "incident_counts", "query": query.as_audit()})  # fmt: skip
+
+    @property
+    def _watermark_key(self) -> bytes:
+        return exports.watermark_key(self.settings.blind_index_key)
+
+    def identify_export(
+        self, principal: Principal, data: bytes, filename: str, *, now: datetime | None = None
+    ) -> exports.ExportMatch | None:
+        """Which registered export a leaked file came from; None: no export matches."""
+
+        def identify(session: Session) -> exports.ExportMatch | None:
+            self._require(principal, AUDITOR_ONLY)
+            return exports.identify_export(
+                session, principal, data, filename, key=self._watermark_key, now=now or _now()
+            )
+
+        return self._run(principal, "watermark_identify", identify, now=now,
+                         audit_fields={"dataset": "exports"})  # fmt: skip
+
+    def exports_log(self, principal: Principal) -> pd.DataFrame:
+        self._require(principal, AUDITOR_ONLY)
+        with self._session(principal) as session:
+            return exports.exports_log(session)
+
+    def transparency(
+        self, principal: Principal, city_code: str, quarter: str
+    ) -> transparency.TransparencyReport:
+        """The city's report for a quarter, computed from the log itself. Auditors see any
+        city; a city's approver only their own."""
+        self._require(principal, AUDIT_ROLES)
+        if principal.role == "city_approver" and city_code != principal.city_code:
+            raise AccessDenied("other_city", "approvers see their own city's report")
+        try:
+            start, end = transparency.quarter_bounds(quarter)
+        except ValueError:
+            raise InputError("bad_filter", "quarter is like 2026Q4", value=quarter[:10]) from None
+        with self._session(principal) as session:
+            # Requests filed up to 90 days before the quarter, so that decisions made in
+            # it are timed.
+            cols = [getattr(AuditEntry, c) for c in transparency.ENTRY_COLUMNS]
+            rows = session.execute(
+                select(*cols).where(
+                    AuditEntry.ts < end,
+                    or_(AuditEntry.ts >= start,
+                        (AuditEntry.action == "request") & (AuditEntry.ts >= start - timedelta(days=90))),
+                )
+            ).all()  # fmt: skip
+            entries = pd.DataFrame(rows, columns=list(transparency.ENTRY_COLUMNS))
+            alarm_rows = session.execute(
+                select(Alarm.ts, Alarm.rule, Alarm.city_code, Alarm.closed_at)
+                .where(Alarm.ts < end, or_(Alarm.ts >= start, Alarm.closed_at >= start))
+            ).all()  # fmt: skip
+            alarms = pd.DataFrame(alarm_rows, columns=list(transparency.ALARM_COLUMNS))
+            audit.record(session, principal, "transparency_report", now=_now(),
+                         dataset="audit_log", query={"kind": "report", "value": f"{city_code}/{quarter}"},
+                         result_count=len(entries))  # fmt: skip
+            return transparency.transparency_report(entries, city_code, quarter, alarms=alarms)
+
     # --- audit and alarms -----------------------------------------------------------
 
     def alarms(self, principal: Principal, *, status: str | None = "open") -> list[AlarmView]:
@@ -350,7 +443,8 @@ class Hub:
 
     def audit_log(
         self, principal: Principal, *, username: str = "", action: str = "", city: str = "",
-        since: datetime | None = None, until: datetime | None = None, limit: int = 500,
+        since: datetime | None = None, until: datetime | None = None, subject: str = "",
+        limit: int = 500,
     ) -> pd.DataFrame:  # fmt: skip
         """Search the log. Approvers of a city see entries by its users or touching its records."""
         self._require(principal, AUDIT_ROLES)
@@ -367,14 +461,17 @@ class Hub:
                 q = q.where(AuditEntry.action == action[:32])
             if city:
                 q = q.where(AuditEntry.city_code == city[:6])
+            if subject:  # "plate:皖A…", "record:persons:12", or any part of one
+                q = q.where(AuditEntry.subject.contains(subject[:64], autoescape=True))
             if since:
                 q = q.where(AuditEntry.ts >= since)
             if until:
                 q = q.where(AuditEntry.ts < until)
             rows = session.scalars(q.order_by(AuditEntry.seq.desc()).limit(limit)).all()
             audit.record(session, principal, "audit_search", now=_now(), dataset="audit_log",
-                         query={"username": username, "action": action, "city": city}, result_count=len(rows))  # fmt: skip
-            cols = ["seq", "ts", "username", "role", "city_code", "action", "dataset", "query",
+                         query={"username": username, "action": action, "city": city, "subject": subject[:64]},
+                         result_count=len(rows))  # fmt: skip
+            cols = ["seq", "ts", "username", "role", "city_code", "action", "dataset", "subject",
                     "purpose", "case_no", "result_count", "owner_cities", "decision", "grant_id"]  # fmt: skip
             return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in rows], columns=cols)
 

@@ -1,0 +1,274 @@
+"""Aggregates for analysts and leadership: the Explore pivot and the Overview KPIs.
+
+Everything here is a count. Counts may include records the viewer cannot open (DESIGN
+§4), so every query bypasses the row filter on purpose (`policy="aggregate"`), reads
+only grouping columns, and leaves secret records out unless the viewer may count them.
+Times are grouped by local (Asia/Shanghai, UTC+8 all year) hour, weekday and day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import h3
+import pandas as pd
+from sqlalchemy import ColumnElement, and_, func, literal, select, true
+from sqlalchemy.orm import Session
+
+from hub import kpi
+from hub import models as m
+from hub.codes import code_values, label
+from hub.security.errors import InputError
+
+LOCAL_TZ = "Asia/Shanghai"
+DIMENSIONS = ("city", "district", "type", "severity", "day", "weekday", "hour")
+MAX_WINDOW = timedelta(days=366)
+EXPLORE_ROLES = frozenset({"analyst"})
+OVERVIEW_ROLES = frozenset({"leader", "commander"})
+
+
+# --- local time in SQL --------------------------------------------------------------------
+
+
+def _local(session: Session, column, part: str) -> ColumnElement:
+    """`part` (hour 0-23, weekday 0=Monday..6, day 'YYYY-MM-DD') of a UTC timestamp, in
+    local time, as the backend computes it."""
+    if session.get_bind().dialect.name == "sqlite":
+        # Stored as naive UTC text; SQLite's date functions take a '+8 hours' modifier.
+        if part == "hour":
+            return func.cast(func.strftime("%H", column, "+8 hours"), m.Integer)
+        if part == "weekday":  # %w is 0=Sunday; shift so 0=Monday like Python
+            return (func.cast(func.strftime("%w", column, "+8 hours"), m.Integer) + 6) % 7
+        return func.date(column, "+8 hours")
+    local = func.timezone(literal(LOCAL_TZ), column)
+    if part == "hour":
+        return func.cast(func.extract("hour", local), m.Integer)
+    if part == "weekday":
+        return func.cast(func.extract("isodow", local), m.Integer) - 1
+    return func.to_char(local, literal("YYYY-MM-DD"))
+
+
+# --- Explore ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExploreQuery:
+    start: datetime
+    end: datetime
+    cities: tuple[str, ...] = ()
+    districts: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    severities: tuple[int, ...] = ()
+    rows: tuple[str, ...] = ("city",)  # group by these (the pivot's rows)
+    columns: str | None = None  # and spread this one across columns
+
+    def as_audit(self) -> dict:
+        return {
+            "kind": "explore",
+            "value": f"{self.start:%Y-%m-%dT%H:%M}/{self.end:%Y-%m-%dT%H:%M}",
+            "cities": list(self.cities), "districts": list(self.districts),
+            "types": list(self.types), "severities": list(self.severities),
+            "rows": list(self.rows), "columns": self.columns,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Exploration:
+    query: ExploreQuery
+    table: pd.DataFrame  # one row per group: the dimensions asked, then `count`
+    total: int
+    daily: pd.DataFrame  # day, count
+    hour_of_week: pd.DataFrame  # weekday, hour, count
+    cells: pd.DataFrame  # h3 (r7, or r6 for the province), count
+
+    @property
+    def pivot(self) -> pd.DataFrame:
+        """`table` with `columns` spread across (zeros where a combination has none)."""
+        q = self.query
+        if not q.columns or self.table.empty:
+            return self.table
+        return (
+            self.table.pivot_table(index=list(q.rows), columns=q.columns, values="count",
+                                   aggfunc="sum", fill_value=0)
+            .reset_index()
+        )  # fmt: skip
+
+
+def _check(q: ExploreQuery) -> None:
+    dims = [*q.rows, *([q.columns] if q.columns else [])]
+    if not q.rows or len(q.rows) > 2 or len(set(dims)) != len(dims):
+        raise InputError("bad_filter", "pick one or two different groupings", value=",".join(dims))
+    bad = [d for d in dims if d not in DIMENSIONS]
+    if bad:
+        raise InputError("bad_filter", "unknown grouping", value=bad[0])
+    if set(q.types) - set(code_values("incident_type")):
+        raise InputError("bad_filter", "unknown incident type", value=",".join(q.types))
+    if set(q.severities) - {1, 2, 3, 4}:
+        raise InputError("bad_filter", "severity is 1 to 4", value=str(q.severities))
+    if q.start.tzinfo is None or q.end.tzinfo is None or q.start >= q.end:
+        raise InputError("window_order", "start must be before end")
+    if q.end - q.start > MAX_WINDOW:
+        raise InputError("window_too_long", "window too long", days=MAX_WINDOW.days)
+
+
+def _where(q: ExploreQuery, *, count_secret: bool) -> ColumnElement[bool]:
+    i = m.Incident
+    clauses = [i.ts >= q.start, i.ts < q.end]
+    for column, values in ((i.city_code, q.cities), (i.district_code, q.districts),
+                           (i.type_code, q.types), (i.severity, q.severities)):  # fmt: skip
+        if values:
+            clauses.append(column.in_(list(values)))
+    if not count_secret:
+        clauses.append(i.classification != "secret")
+    return and_(true(), *clauses)
+
+
+def _dimension(session: Session, name: str) -> ColumnElement:
+    i = m.Incident
+    return {
+        "city": lambda: i.city_code, "district": lambda: i.district_code,
+        "type": lambda: i.type_code, "severity": lambda: i.severity,
+        "day": lambda: _local(session, i.ts, "day"),
+        "weekday": lambda: _local(session, i.ts, "weekday"),
+        "hour": lambda: _local(session, i.ts, "hour"),
+    }[name]()  # fmt: skip
+
+
+def _grouped(session: Session, dims: list[str], where) -> pd.DataFrame:
+    keys = [_dimension(session, d) for d in dims]
+    stmt = (
+        select(*keys, func.count()).where(where).group_by(*keys)
+        .execution_options(policy="aggregate")
+    )  # fmt: skip
+    frame = pd.DataFrame(session.execute(stmt).all(), columns=[*dims, "count"])
+    for d in ("weekday", "hour", "severity"):
+        if d in frame:
+            frame[d] = frame[d].astype("int64")
+    return frame.sort_values(dims).reset_index(drop=True) if len(frame) else frame
+
+
+def explore(session: Session, q: ExploreQuery, *, count_secret: bool) -> Exploration:
+    """The pivot, the daily series, the hour-of-week grid and the H3 cells of a selection.
+
+    Raises
+    ------
+    InputError
+        `bad_filter`, `window_order` or `window_too_long`.
+    """
+    _check(q)
+    where = _where(q, count_secret=count_secret)
+    dims = [*q.rows, *([q.columns] if q.columns else [])]
+    table = _grouped(session, dims, where)
+    daily = _grouped(session, ["day"], where)
+    how = _grouped(session, ["weekday", "hour"], where)
+    i = m.Incident
+    cells = pd.DataFrame(
+        session.execute(
+            select(i.h3_r7, func.count()).where(where).group_by(i.h3_r7)
+            .execution_options(policy="aggregate")
+        ).all(),
+        columns=["h3", "count"],
+    )  # fmt: skip
+    if len(cells) and len(q.cities) != 1 and not q.districts:  # province: coarser cells
+        parents = {c: h3.cell_to_parent(c, 6) for c in cells.h3.unique()}
+        cells = cells.assign(h3=cells.h3.map(parents)).groupby("h3", as_index=False)["count"].sum()
+    return Exploration(q, table, int(table["count"].sum()) if len(table) else 0, daily, how, cells)
+
+
+def labelled(session: Session, found: Exploration, lang: str = "zh") -> pd.DataFrame:
+    """The pivot as people read it: names for cities and districts, labels for types and
+    severities (an exported file is read without the code tables at hand)."""
+    names = {
+        "city": dict(session.execute(select(m.City.adcode, m.City.name)).all()),
+        "district": dict(session.execute(select(m.District.adcode, m.District.name)).all()),
+    }
+    table = found.table.copy()
+    for dim in table.columns.drop("count"):
+        if dim in names:
+            table[dim] = table[dim].map(names[dim]).fillna(table[dim])
+        elif dim in ("type", "severity"):
+            code_table = "incident_type" if dim == "type" else "severity"
+            table[dim] = table[dim].map(lambda v, t=code_table: label(t, str(v), lang))
+    q = found.query
+    if not q.columns or table.empty:
+        return table
+    return table.pivot_table(index=list(q.rows), columns=q.columns, values="count",
+                             aggfunc="sum", fill_value=0).reset_index()  # fmt: skip
+
+
+# --- Overview -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Overview:
+    today: date
+    incidents: pd.DataFrame  # index city codes + "province": today, mean_7d, change_pct
+    open_cases: pd.Series  # per city
+    active_alerts: pd.Series  # per city
+    trend: pd.DataFrame  # city_code, day, count — last 30 local days
+    type_mix: pd.DataFrame  # type, count — last 30 days
+    hour_of_week: pd.DataFrame  # weekday, hour, count — last 30 days
+    districts: pd.DataFrame  # district_code, count — last 7 days
+    cross_city_lookups: pd.Series  # per requesting city, today
+    decisions_today: int
+    median_decision: timedelta | None
+
+    @property
+    def province(self) -> dict:
+        return self.incidents.loc[kpi.PROVINCE].to_dict()
+
+
+def _per_city(session: Session, model, where) -> pd.Series:
+    rows = session.execute(
+        select(model.city_code, func.count()).where(where).group_by(model.city_code)
+        .execution_options(policy="aggregate")
+    ).all()  # fmt: skip
+    return pd.Series(dict(rows), dtype="int64")
+
+
+def overview(session: Session, *, now: datetime, count_secret: bool) -> Overview:
+    """KPIs per city and for the province, and the charts of the last 30 days."""
+    tz = ZoneInfo(LOCAL_TZ)
+    today = now.astimezone(tz).date()
+    day0 = datetime.combine(today - timedelta(days=29), datetime.min.time(), tz)
+    q30 = ExploreQuery(day0, now, rows=("city", "day"))
+    where30 = _where(q30, count_secret=count_secret)
+    trend = _grouped(session, ["city", "day"], where30).rename(columns={"city": "city_code"})
+    week = trend.assign(day=pd.to_datetime(trend["day"]).dt.date)
+    week = week[week["day"] >= today - timedelta(days=7)]
+    cities = [c for (c,) in session.execute(select(m.City.adcode).order_by(m.City.adcode))]
+    incidents = kpi.incidents_vs_week(week, today, cities=cities)
+    secret_ok = true() if count_secret else m.Case.classification != "secret"
+    open_cases = _per_city(session, m.Case, and_(m.Case.status == "open", secret_ok))
+    alert_ok = true() if count_secret else m.Alert.classification != "secret"
+    active = _per_city(session, m.Alert, and_(m.Alert.status == "active", alert_ok))
+    last7 = datetime.combine(today - timedelta(days=6), datetime.min.time(), tz)
+    districts = _grouped(
+        session, ["district"], _where(ExploreQuery(last7, now), count_secret=count_secret)
+    ).rename(columns={"district": "district_code"})
+    # Cross-city cooperation today: lookups that touched another city's records, by the
+    # looker's city; access decisions today and how long they waited.
+    start_today = datetime.combine(today, datetime.min.time(), tz)
+    a = m.AuditEntry
+    looked = session.execute(
+        select(a.city_code, a.owner_cities)
+        .where(a.ts >= start_today, a.action.in_(("search", "view", "map_view")),
+               a.owner_cities.is_not(None))
+    ).all()  # fmt: skip
+    cross: dict[str, int] = {}
+    for city, owners in looked:
+        if city and any(o != city for o in owners.split(",")):
+            cross[city] = cross.get(city, 0) + 1
+    r = m.AccessRequest
+    decided = session.execute(
+        select(r.created_at, r.decided_at).where(r.decided_at >= start_today)
+    ).all()
+    return Overview(
+        today=today, incidents=incidents, open_cases=open_cases, active_alerts=active,
+        trend=trend, type_mix=_grouped(session, ["type"], where30),
+        hour_of_week=_grouped(session, ["weekday", "hour"], where30), districts=districts,
+        cross_city_lookups=pd.Series(cross, dtype="int64"), decisions_today=len(decided),
+        median_decision=kpi.median_decision_time(decided),
+    )  # fmt: skip
