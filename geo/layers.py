@@ -72,6 +72,23 @@ def district_layer(*, layer_id: str = "districts") -> pdk.Layer:
     )
 
 
+def district_fill_layer(
+    fill: dict[str, list[int]], extra: dict[str, dict[str, object]] | None = None,
+    *, layer_id: str = "district-fill",
+) -> pdk.Layer:  # fmt: skip
+    """District polygons filled per adcode (a choropleth), with tooltip properties."""
+    geojson = display_features("district", tolerance_deg=0.003)
+    for feature in geojson["features"]:
+        code = feature["properties"]["adcode"]
+        feature["properties"]["fill"] = fill.get(code, [220, 220, 220, 40])
+        feature["properties"].update((extra or {}).get(code, {}))
+    return pdk.Layer(
+        "GeoJsonLayer", data=geojson, id=layer_id, stroked=True, filled=True,
+        get_fill_color="properties.fill", get_line_color=[90, 90, 90, 140],
+        line_width_min_pixels=0.5, pickable=True, auto_highlight=True,
+    )  # fmt: skip
+
+
 def label_layer(
     level: str = "city",
     *,

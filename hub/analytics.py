@@ -33,7 +33,7 @@ OVERVIEW_ROLES = frozenset({"leader", "commander"})
 
 
 def _local(session: Session, column, part: str) -> ColumnElement:
-    """`part` (hour 0-23, weekday 0=Monday..6, day 'YYYY-MM-DD') of a UTC timestamp, in
+    """`part` (hour 0-23, weekday 0=Monday..6, day 'YYYY-MM-DD', time 'HH:MM:SS') of a UTC timestamp, in
     local time, as the backend computes it."""
     if session.get_bind().dialect.name == "sqlite":
         # Stored as naive UTC text; SQLite's date functions take a '+8 hours' modifier.
@@ -41,8 +41,12 @@ def _local(session: Session, column, part: str) -> ColumnElement:
             return func.cast(func.strftime("%H", column, "+8 hours"), m.Integer)
         if part == "weekday":  # %w is 0=Sunday; shift so 0=Monday like Python
             return (func.cast(func.strftime("%w", column, "+8 hours"), m.Integer) + 6) % 7
+        if part == "time":
+            return func.strftime("%H:%M:%S", column, "+8 hours")
         return func.date(column, "+8 hours")
     local = func.timezone(literal(LOCAL_TZ), column)
+    if part == "time":
+        return func.to_char(local, literal("HH24:MI:SS"))
     if part == "hour":
         return func.cast(func.extract("hour", local), m.Integer)
     if part == "weekday":
@@ -204,7 +208,9 @@ def labelled(session: Session, found: Exploration, lang: str = "zh") -> pd.DataF
 @dataclass(frozen=True)
 class Overview:
     today: date
-    incidents: pd.DataFrame  # index city codes + "province": today, mean_7d, change_pct
+    incidents: (
+        pd.DataFrame
+    )  # index cities + "province": today (so far), mean_7d (same time), change_pct
     open_cases: pd.Series  # per city
     active_alerts: pd.Series  # per city
     trend: pd.DataFrame  # city_code, day, count — last 30 local days
@@ -236,8 +242,13 @@ def overview(session: Session, *, now: datetime, count_secret: bool) -> Overview
     q30 = ExploreQuery(day0, now, rows=("city", "day"))
     where30 = _where(q30, count_secret=count_secret)
     trend = _grouped(session, ["city", "day"], where30).rename(columns={"city": "city_code"})
-    week = trend.assign(day=pd.to_datetime(trend["day"]).dt.date)
-    week = week[week["day"] >= today - timedelta(days=7)]
+    # Today so far against the 7 days before up to the same local time of day: at 09:00
+    # a full day's mean would make every morning look like a fall.
+    tod = now.astimezone(tz).strftime("%H:%M:%S")
+    i = m.Incident
+    q7 = ExploreQuery(datetime.combine(today - timedelta(days=7), datetime.min.time(), tz), now)
+    so_far = and_(_where(q7, count_secret=count_secret), _local(session, i.ts, "time") <= tod)
+    week = _grouped(session, ["city", "day"], so_far).rename(columns={"city": "city_code"})
     cities = [c for (c,) in session.execute(select(m.City.adcode).order_by(m.City.adcode))]
     incidents = kpi.incidents_vs_week(week, today, cities=cities)
     secret_ok = true() if count_secret else m.Case.classification != "secret"

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from hub.security.errors import HubError
+from ui import audit as ui_audit
 from ui.auth import guard
 from ui.errors import show_error
 from ui.frame import city_names, hub_or_stop
@@ -14,20 +15,24 @@ hub = hub_or_stop()
 names = city_names()
 st.title(t("audit_heading"))
 
-tabs = [t("tab_log"), t("tab_chain"), t("tab_alarms")]
+tabs = [t("tab_log"), t("tab_chain"), t("tab_alarms"), t("tab_transparency")]
 if principal.role == "city_approver":
     tabs.append(t("tab_owner_view"))
-sections = st.tabs(tabs)
+if principal.role == "auditor":
+    tabs += [t("tab_leak"), t("tab_exports")]
+sections = dict(zip(tabs, st.tabs(tabs), strict=True))
 
-with sections[0]:
-    c1, c2 = st.columns(2)
+with sections[t("tab_log")]:
+    c1, c2, c3, c4 = st.columns(4)
     username = c1.text_input(t("filter_username"), max_chars=64)
     action = c2.text_input(t("filter_action"), max_chars=32)
-    log = hub.audit_log(principal, username=username, action=action)
+    city = c3.selectbox(t("city"), ["", *names], format_func=lambda c: names.get(c, t("sit_all")))
+    subject = c4.text_input(t("filter_subject"), max_chars=64, help=t("filter_subject_help"))
+    log = hub.audit_log(principal, username=username, action=action, city=city, subject=subject)
     st.caption(t("rows_shown", n=len(log)))
     st.dataframe(localise(log), hide_index=True, width="stretch")
 
-with sections[1]:
+with sections[t("tab_chain")]:
     st.caption(t("chain_explained"))
     if st.button(t("verify_chain"), type="primary"):
         result = hub.verify_audit_chain(principal)
@@ -36,7 +41,7 @@ with sections[1]:
         else:
             st.error(t("chain_broken", seq=result.first_broken_seq, reason=result.reason))
 
-with sections[2]:
+with sections[t("tab_alarms")]:
     alarms = hub.alarms(principal)
     if not alarms:
         st.info(t("no_open_alarms"))
@@ -62,7 +67,7 @@ with sections[2]:
                     show_error(exc)
 
 if principal.role == "city_approver":
-    with sections[3]:
+    with sections[t("tab_owner_view")]:
         st.caption(t("owner_view_explained"))
         st.dataframe(localise(hub.owner_view(principal)), hide_index=True, width="stretch")
         with st.form("flag_access"):
@@ -89,3 +94,11 @@ if principal.role == "city_approver":
                         st.success(t("review_closed_ok"))
                     except HubError as exc:
                         show_error(exc)
+
+with sections[t("tab_transparency")]:
+    ui_audit.transparency_section(hub, principal, names)
+if principal.role == "auditor":
+    with sections[t("tab_leak")]:
+        ui_audit.leak_section(hub, principal)
+    with sections[t("tab_exports")]:
+        ui_audit.exports_section(hub, principal)

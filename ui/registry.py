@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.analytics import EXPLORE_ROLES, OVERVIEW_ROLES
 from hub.security.access import REQUESTER_ROLES
 from hub.security.policy import AGGREGATE_ROLES, AUDIT_ROLES
 from hub.situation import SITUATION_ROLES
@@ -34,6 +35,9 @@ class PageSpec:
 
 
 PAGES: tuple[PageSpec, ...] = (
+    PageSpec(
+        "overview", "pages/overview.py", "page_overview", ":material/monitoring:", OVERVIEW_ROLES
+    ),
     PageSpec("province", "pages/province.py", "page_province", ":material/map:", AGGREGATE_ROLES),
     PageSpec(
         "situation",
@@ -47,6 +51,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec(
         "requests", "pages/requests.py", "page_requests", ":material/approval:", REQUEST_ROLES
     ),
+    PageSpec("explore", "pages/explore.py", "page_explore", ":material/analytics:", EXPLORE_ROLES),
     PageSpec("audit", "pages/audit.py", "page_audit", ":material/policy:", AUDIT_ROLES),
     PageSpec("feeds", "pages/feeds.py", "page_feeds", ":material/upload_file:", FEED_ROLES),
     PageSpec("quality", "pages/quality.py", "page_quality", ":material/fact_check:", FEED_ROLES),

@@ -30,7 +30,7 @@ MODES = ("hexagons", "points", "heat")
 TIP = {"html": "{tip}", "style": {"fontSize": "13px"}}
 
 
-def _districts_of(cities: list[str]) -> dict[str, str]:
+def districts_of(cities: list[str]) -> dict[str, str]:
     d = load_boundaries().districts
     if cities:
         d = d[d.parent_adcode.isin(cities)]
@@ -62,7 +62,7 @@ def query_bar(names: dict[str, str], now: datetime) -> tuple[SituationQuery | No
     c = st.columns([3, 3, 4], vertical_alignment="bottom")
     cities = c[0].multiselect(t("sit_cities"), list(names), format_func=names.get,
                               placeholder=t("sit_all_province"), key="sit_cities")  # fmt: skip
-    dnames = _districts_of(cities)
+    dnames = districts_of(cities)
     districts = c[1].multiselect(t("sit_districts"), list(dnames), format_func=dnames.get,
                                  placeholder=t("sit_all"), key="sit_districts")  # fmt: skip
     with c[2].expander(t("sit_more_filters")):

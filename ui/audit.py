@@ -1,0 +1,112 @@
+"""Audit page sections beyond the log: the transparency report and leak identification."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import streamlit as st
+
+from hub import transparency
+from hub.codes import code_values, label
+from hub.security.errors import HubError
+from ui.errors import show_error
+from ui.i18n import lang, t
+from ui.tables import LOCAL_TZ, local_time, localise
+
+
+def quarters(now: datetime, n: int = 6) -> list[str]:
+    """This quarter and the `n - 1` before it, newest first."""
+    local = now.astimezone(ZoneInfo(LOCAL_TZ))
+    year, q = local.year, (local.month - 1) // 3 + 1
+    out = []
+    for _ in range(n):
+        out.append(f"{year}Q{q}")
+        year, q = (year, q - 1) if q > 1 else (year - 1, 4)
+    return out
+
+
+# Column and index names of the report's tables, as people read them.
+_COLUMNS = ("purpose", "city_code", "search", "view", "break_glass", "export", "total",
+            "with_grant", "direction", "filed", "approved", "denied", "pending_at_end",
+            "median_decision", "rule", "raised", "closed")  # fmt: skip
+
+
+def _table(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    out = frame.reset_index()
+    if "city_code" in out:
+        out["city_code"] = out["city_code"].map(lambda c: names.get(c, c))
+    if "purpose" in out:
+        out["purpose"] = out["purpose"].map(
+            lambda p: label("purpose", p, lang()) if p in code_values("purpose") else p
+        )
+    if "direction" in out:
+        out["direction"] = out["direction"].map(lambda d: t(f"trc_{d}"))
+    if "rule" in out:
+        out["rule"] = out["rule"].map(lambda r: t(f"rule_{r}"))
+    return out.rename(columns={c: t(f"trc_{c}") for c in _COLUMNS if c in out}).astype(str)
+
+
+def transparency_section(hub, principal, names: dict[str, str]) -> None:
+    cities = [principal.city_code] if principal.role == "city_approver" else list(names)
+    c1, c2 = st.columns(2)
+    city = c1.selectbox(t("city"), cities, format_func=lambda c: names.get(c, c), key="tr_city")
+    quarter = c2.selectbox(t("tr_quarter"), quarters(datetime.now(ZoneInfo(LOCAL_TZ))), key="tr_q")
+    if not st.button(t("tr_generate"), type="primary"):
+        st.caption(t("tr_explained"))
+        return
+    try:
+        report = hub.transparency(principal, city, quarter)
+    except HubError as exc:
+        show_error(exc)
+        return
+    st.subheader(t("tr_title", city=names.get(city, city), quarter=quarter))
+    m = st.columns(4)
+    req = report.requests
+    m[0].metric(t("tr_searches"), f"{int(report.searches_by_purpose['total'].sum()):,}")
+    m[1].metric(
+        t("tr_cross_in"),
+        f"{int(report.cross_city_in['total'].sum()) if len(report.cross_city_in) else 0:,}",
+    )
+    m[2].metric(
+        t("tr_cross_out"),
+        f"{int(report.cross_city_out['total'].sum()) if len(report.cross_city_out) else 0:,}",
+    )
+    m[3].metric(t("tr_break_glass"), f"{report.break_glass_in} / {report.break_glass_out}", help=t("tr_break_glass_help"))  # fmt: skip
+    for key, frame in (("tr_by_purpose", report.searches_by_purpose), ("tr_in", report.cross_city_in),
+                       ("tr_out", report.cross_city_out), ("tr_requests", req),
+                       ("tr_alarms", report.alarms)):  # fmt: skip
+        st.markdown(f"**{t(key)}**")
+        if frame is None or frame.empty:
+            st.caption(t("tr_none"))
+        else:
+            st.dataframe(_table(frame, names), hide_index=True, width="stretch")
+    st.download_button(t("tr_download"), transparency.to_csv(report),
+                       f"transparency-{city}-{quarter}.csv", "text/csv", icon=":material/download:")  # fmt: skip
+    st.caption(t("tr_print"))
+
+
+def leak_section(hub, principal) -> None:
+    st.caption(t("leak_explained"))
+    upload = st.file_uploader(t("leak_upload"), type=["csv", "xlsx"], key="leak_file")
+    if upload is None:
+        return
+    try:
+        match = hub.identify_export(principal, upload.getvalue(), upload.name)
+    except HubError as exc:
+        show_error(exc)
+        return
+    if match is None:
+        st.warning(t("leak_no_match"), icon=":material/help:")
+        return
+    st.error(t("leak_match", id=match.export_id, user=match.username, role=t("role_" + match.role),
+               time=local_time(match.ts, "%Y-%m-%d %H:%M"), rows=match.row_count),
+             icon=":material/fingerprint:")  # fmt: skip
+    st.json({"dataset": match.dataset, "query": match.query, "purpose": match.purpose,
+             "case_no": match.case_no, "file": match.filename, "byte_identical": match.same_file,
+             "also_marks_of": list(match.other_ids)})  # fmt: skip
+
+
+def exports_section(hub, principal) -> None:
+    st.dataframe(localise(hub.exports_log(principal)), hide_index=True, width="stretch")

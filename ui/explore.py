@@ -1,0 +1,77 @@
+"""Explore's filter bar and its labelled tables (codes shown as names)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import streamlit as st
+
+from hub.analytics import DIMENSIONS, ExploreQuery
+from hub.codes import code_values, label
+from ui.i18n import lang, t
+from ui.situation import districts_of
+from ui.tables import LOCAL_TZ
+
+WINDOWS = {"7d": 7, "30d": 30, "90d": 90}
+
+
+def query_bar(names: dict[str, str], now: datetime) -> ExploreQuery | None:
+    """The selection and the grouping; None (with an inline message) for a bad window."""
+    tz = ZoneInfo(LOCAL_TZ)
+    c = st.columns([3, 3, 3, 3])
+    kinds = {**{k: t(f"ex_window_{k}") for k in WINDOWS}, "custom": t("sit_window_custom")}
+    kind = c[0].segmented_control(t("sit_window"), list(kinds), format_func=kinds.get,
+                                  default="30d", key="ex_window") or "30d"  # fmt: skip
+    cities = c[1].multiselect(t("sit_cities"), list(names), format_func=names.get,
+                              placeholder=t("sit_all_province"), key="ex_cities")  # fmt: skip
+    dnames = districts_of(cities)
+    districts = c[2].multiselect(t("sit_districts"), list(dnames), format_func=dnames.get,
+                                 placeholder=t("sit_all"), key="ex_districts")  # fmt: skip
+    with c[3].expander(t("ex_more_filters")):
+        types = st.multiselect(t("sit_types"), code_values("incident_type"),
+                               format_func=lambda v: label("incident_type", v, lang()),
+                               placeholder=t("sit_all"), key="ex_types")  # fmt: skip
+        sev = st.multiselect(t("sit_severity"), [1, 2, 3, 4],
+                             format_func=lambda v: label("severity", str(v), lang()),
+                             placeholder=t("sit_all"), key="ex_sev")  # fmt: skip
+    dims = {d: t(f"ex_dim_{d}") for d in DIMENSIONS}
+    g = st.columns([4, 2, 6])
+    rows = g[0].multiselect(t("ex_rows"), list(dims), format_func=dims.get, default=["city"],
+                            max_selections=2, key="ex_rows")  # fmt: skip
+    col = g[1].selectbox(t("ex_columns"), [None, *dims], format_func=lambda d: dims.get(d, "—"),
+                         key="ex_col")  # fmt: skip
+    if kind == "custom":
+        d = st.columns(2)
+        start = d[0].date_input(t("sit_from"), now.astimezone(tz).date() - timedelta(days=30))
+        end = d[1].date_input(t("sit_to"), now.astimezone(tz).date())
+        start_at = datetime.combine(start, time(0), tz)
+        end_at = min(datetime.combine(end + timedelta(days=1), time(0), tz), now)
+        if start_at >= end_at:
+            st.error(t("err_window_order"), icon=":material/event_busy:")
+            return None
+    else:
+        start_at, end_at = now - timedelta(days=WINDOWS[kind]), now
+    if not rows:
+        st.info(t("ex_pick_rows"))
+        return None
+    return ExploreQuery(start_at, end_at, tuple(cities), tuple(districts), tuple(types),
+                        tuple(sev), tuple(rows), col if col not in rows else None)  # fmt: skip
+
+
+def readable(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """Codes as names and labels, columns titled in the current language."""
+    out = frame.copy()
+    districts = districts_of([])
+    maps = {
+        "city": names.get, "district": lambda c: districts.get(c, c),
+        "type": lambda c: label("incident_type", c, lang()),
+        "severity": lambda c: label("severity", str(c), lang()),
+        "weekday": lambda d: t(f"weekday_{('mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')[d]}"),
+    }  # fmt: skip
+    for dim, fn in maps.items():
+        if dim in out:
+            out[dim] = out[dim].map(fn)
+    renamed = {d: t(f"ex_dim_{d}") for d in DIMENSIONS if d in out}
+    return out.rename(columns={**renamed, "count": t("chart_incidents")})
