@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, and_, func, literal, select, true
 from sqlalchemy.orm import Session
 
-from hub import kpi
+from hub import kpi, quality, situation
 from hub import models as m
 from hub.codes import code_values, label
 from hub.security.errors import InputError
@@ -220,6 +220,8 @@ class Overview:
     cross_city_lookups: pd.Series  # per requesting city, today
     decisions_today: int
     median_decision: timedelta | None
+    stale_feeds: pd.Series  # per city: map layers whose feed is overdue
+    validity: pd.Series  # per city: share of valid rows in the recent feed batches
 
     @property
     def province(self) -> dict:
@@ -276,7 +278,12 @@ def overview(session: Session, *, now: datetime, count_secret: bool) -> Overview
     decided = session.execute(
         select(r.created_at, r.decided_at).where(r.decided_at >= start_today)
     ).all()
+    fresh = situation.freshness(session, now)
+    stale = fresh[fresh.stale].groupby("city_code").size().reindex(cities, fill_value=0)
+    card = quality.scorecard(session, now=now)
+    validity = card.groupby("city_code")["validity"].mean() if len(card) else pd.Series(dtype=float)
     return Overview(
+        stale_feeds=stale.astype("int64"), validity=validity,
         today=today, incidents=incidents, open_cases=open_cases, active_alerts=active,
         trend=trend, type_mix=_grouped(session, ["type"], where30),
         hour_of_week=_grouped(session, ["weekday", "hour"], where30), districts=districts,

@@ -44,6 +44,10 @@ def board() -> None:
             col.metric(names.get(code, code), f"{int(r['today']):,}", kpi_delta(r["change_pct"]),
                        delta_color="inverse")  # fmt: skip
 
+    stale = ov.stale_feeds[ov.stale_feeds > 0]
+    valid = ov.validity.dropna()
+    st.caption(t("ov_feeds", stale=len(stale), cities="、".join(names.get(c, c) for c in stale.index) or "—",
+                 validity=f"{valid.mean():.1%}" if len(valid) else "—"))  # fmt: skip
     left, right = st.columns([3, 2])
     with left:
         st.subheader(t("ov_trend"))

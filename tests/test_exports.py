@@ -244,3 +244,10 @@ def test_transparency_report_counts_this_quarters_searches(env) -> None:
         hub.transparency(who["approver.hf"], "341100", quarter)
     with pytest.raises(InputError):
         hub.transparency(who["auditor"], "340100", "2026Q9")
+
+
+def test_overview_flags_overdue_feeds(env) -> None:
+    hub, who, _ = env
+    assert hub.overview(who["leader"], now=ANCHOR).stale_feeds.sum() == 0
+    later = hub.overview(who["leader"], now=ANCHOR + timedelta(hours=3))
+    assert len(later.stale_feeds) == 16 and (later.stale_feeds > 0).all()
