@@ -151,6 +151,38 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Re-encrypt every encrypted field under a new SM4 key (stop the app first)."""
+    import os
+
+    from hub.security.crypto import FieldCipher
+    from hub.security.errors import HubError
+    from hub.security.keys import rotate
+    from hub.store import transaction
+
+    new_hex = os.environ.get("HUB_SM4_NEW_KEY", "")
+    new_id = os.environ.get("HUB_SM4_NEW_KEY_ID", "")
+    if not new_hex or not new_id:
+        raise UsageError("set HUB_SM4_NEW_KEY (32 hex characters) and HUB_SM4_NEW_KEY_ID")
+    try:
+        new_key = bytes.fromhex(new_hex)
+    except ValueError:
+        raise UsageError("HUB_SM4_NEW_KEY must be 32 hex characters") from None
+    if len(new_key) != 16:
+        raise UsageError("HUB_SM4_NEW_KEY must be 32 hex characters (a 128-bit SM4 key)")
+    old = FieldCipher.from_settings(load_settings())
+    new = FieldCipher(new_key, new_id[:16], old.index_key)
+    with transaction(_engine(args)) as session:
+        try:
+            done = rotate(session, old, new, now=datetime.now(UTC))
+        except HubError as exc:
+            raise UsageError(f"{exc} {exc.params}; nothing was changed") from None
+    rows = ", ".join(f"{table} {n:,}" for table, n in done.rows.items())
+    print(f"re-encrypted under {done.new_key_id}: {rows}. Now set HUB_SM4_KEY and "
+          f"HUB_SM4_KEY_ID to the new key and start the app.")  # fmt: skip
+    return 0
+
+
 def cmd_watermark(args: argparse.Namespace) -> int:
     """Name the export a leaked file came from (audited as the operator's CLI use)."""
     import getpass
@@ -284,6 +316,9 @@ def _parser() -> argparse.ArgumentParser:
 
     a = add("audit", cmd_audit, "verify the audit hash chain; exit 1 naming the first broken entry")
     a.add_argument("action", choices=["verify"])
+
+    k = add("keys", cmd_keys, "rotate the SM4 field key (HUB_SM4_NEW_KEY, HUB_SM4_NEW_KEY_ID)")
+    k.add_argument("action", choices=["rotate"])
 
     w = add(
         "watermark", cmd_watermark, "name the export (user, time, query) a leaked file came from"
