@@ -432,3 +432,35 @@ def cell_centres(cells: pd.DataFrame) -> pd.DataFrame:
     out["lat"] = [round(c[0], 5) for c in centres]
     out["lon"] = [round(c[1], 5) for c in centres]
     return out
+
+
+# --- joint response --------------------------------------------------------------------------
+
+# Units by status (Resgrid-style): green ready, amber committed, red on scene, grey out.
+UNIT_STATUS_COLORS = {
+    "available": [30, 160, 80, 235],
+    "dispatched": [250, 170, 20, 235],
+    "en_route": [240, 120, 0, 235],
+    "on_scene": [200, 30, 30, 235],
+    "out_of_service": [150, 150, 150, 200],
+}
+INCIDENT_MARKER_COLOR = [120, 0, 160, 240]
+
+
+def incident_marker_layer(frame: pd.DataFrame, *, layer_id: str = "incident") -> pdk.Layer:
+    """One large, ringed marker per row at `lon`/`lat` (an operation's incident)."""
+    return scatter_layer(
+        frame, layer_id=layer_id, color=INCIDENT_MARKER_COLOR, radius_px=11,
+        line_color=[255, 255, 255, 255],
+    )  # fmt: skip
+
+
+def view_around(lon: float, lat: float, radius_m: float, *, width_px: int = 760,
+                height_px: int = 560) -> pdk.ViewState:  # fmt: skip
+    """The view that fits a circle of `radius_m` around a point (Web Mercator, as
+    `view_for`: 2^z = width·360 / (512·dx))."""
+    dlat = 2 * radius_m / 111_320
+    dlon = dlat / max(np.cos(np.radians(lat)), 0.2)
+    dy = dlat / np.cos(np.radians(lat))
+    zoom = float(np.log2(min(width_px * 360 / (512 * dlon), height_px * 360 / (512 * dy))))
+    return pdk.ViewState(longitude=float(lon), latitude=float(lat), zoom=round(zoom, 2), pitch=0)

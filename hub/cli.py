@@ -275,6 +275,69 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from hub import alerts
+    from hub.store import transaction
+
+    now = _parse_anchor(args.now) or datetime.now(UTC)
+    after = timedelta(minutes=args.escalate_after)
+    with transaction(_engine(args)) as session:
+        if args.action == "scan":
+            r = alerts.scan(session, now=now, within_km=args.within_km, escalate_after=after)
+            print(f"scanned {r.areas_tested:,} areas (H3 r7 cells and risk zones): "
+                  f"{r.flagged} significant, {len(r.created)} alerts created and pushed, "
+                  f"{r.skipped_recent} already alerted in the last 24 h, {r.escalated} escalated")  # fmt: skip
+        else:
+            print(f"{alerts.escalate_overdue(session, now=now, after=after)} pushes escalated")
+    return 0
+
+
+def cmd_exercise(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from hub import exercise
+    from hub.models import User
+    from hub.security.errors import HubError
+    from hub.security.identity import principal_of
+    from hub.store import transaction
+
+    if args.action == "list":
+        for name in exercise.scenario_names():
+            s = exercise.load_scenario(name)
+            print(f"{name:<20} {len(s.injects)} injects over {s.duration_s:.0f} s  {s.title}")
+        return 0
+    if not args.name:
+        raise UsageError("exercise run needs a NAME (see: python -m hub exercise list)")
+    engine = _engine(args)
+    try:
+        scenario = exercise.load_scenario(args.name)
+        with transaction(engine) as session:
+            q = select(User).where(User.role == "commander", User.active.is_(True))
+            q = q.where(User.username == args.as_user) if args.as_user else q.where(
+                User.city_code == scenario.lead_city).order_by(User.id)  # fmt: skip
+            user = session.scalars(q).first()
+            if user is None:
+                raise UsageError("no active commander to run it as: pass --as USERNAME")
+            run_id = exercise.start(session, principal_of(user), args.name, speed=args.speed,
+                                    now=datetime.now(UTC))  # fmt: skip
+        print(f"EXERCISE {args.name} (run {run_id}) as {user.username}, speed ×{args.speed}: "
+              f"{scenario.title}")  # fmt: skip
+        while True:
+            with transaction(engine) as session:
+                for line in exercise.advance(session, run_id, now=datetime.now(UTC)):
+                    print(line, flush=True)
+                due = exercise.next_due(session, run_id)
+            if due is None:
+                break
+            time.sleep(min(max((due - datetime.now(UTC)).total_seconds(), 0.05), 5.0))
+    except HubError as exc:
+        raise UsageError(f"{exc} [{exc.code}]") from None
+    print(f"EXERCISE {args.name} finished")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m hub", description="Provincial public-safety data hub"
@@ -342,6 +405,20 @@ def _parser() -> argparse.ArgumentParser:
     r = add("retention", cmd_retention, "purge records past their retention (settings), audited")
     r.add_argument("action", choices=["apply"])
     r.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
+
+    al = add("alerts", cmd_alerts, "scan for hotspots and push alerts; escalate overdue pushes")
+    al.add_argument("action", choices=["scan", "escalate"])
+    al.add_argument("--now", help="end of the 24 h window (ISO, UTC); default: now")
+    al.add_argument("--within-km", type=float, default=10.0, help="push distance (default 10)")
+    al.add_argument("--escalate-after", type=float, default=30.0, metavar="MINUTES",
+                    help="escalate pushes unacknowledged this long (default 30)")  # fmt: skip
+
+    ex = add("exercise", cmd_exercise, "play a scripted exercise (data/exercises/NAME.toml)")
+    ex.add_argument("action", choices=["run", "list"])
+    ex.add_argument("name", nargs="?", default="", metavar="NAME")
+    ex.add_argument("--speed", type=float, default=1.0, help="time compression (default 1)")
+    ex.add_argument("--as", dest="as_user", metavar="USERNAME",
+                    help="the commander who runs it (default: one of the lead city's)")  # fmt: skip
     return p
 
 

@@ -902,6 +902,16 @@ def _alerts(hotspots, size, rng, anchor, city_name) -> pd.DataFrame:
 # --- writing it -------------------------------------------------------------------------
 
 _RECORD_TABLES = [
+    # Joint response, alert pushes and assists point at the records below.
+    "timeline_entries",
+    "resource_requests",
+    "operation_participants",
+    "operations",
+    "alert_recipients",
+    "assist_recipients",
+    "assist_requests",
+    "exercise_records",
+    "exercise_runs",
     "alerts",
     "help_requests",
     "units",

@@ -618,3 +618,209 @@ class Export(Base):
     filename: Mapped[str] = mapped_column(String(200))
     sha256: Mapped[str] = mapped_column(String(64))
     audit_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+# --- joint response, alerts and assists -----------------------------------------------
+# Coordination records between cities (DESIGN §5 "Joint response", "Alerts & assists").
+# They are not shared records of one owning city: who may see one follows from the
+# cities taking part (see hub.response, hub.alerts, hub.assists), and every record they
+# point at (incident, unit, alert, case, person, vehicle) is still read through the policy.
+
+
+class ExerciseRun(Base):
+    """One playing of a scripted exercise (data/exercises/NAME.toml)."""
+
+    __tablename__ = "exercise_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'finished', 'stopped')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    speed: Mapped[float] = mapped_column(Float, default=1.0)
+    started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(10), default="running")
+    injects_done: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ExerciseRecord(Base):
+    """A shared record (incident, alert) an exercise created: it is marked as exercise
+    wherever it is shown. The shared tables stay untouched by exercise mode."""
+
+    __tablename__ = "exercise_records"
+
+    dataset: Mapped[str] = mapped_column(String(32), primary_key=True)
+    record_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("exercise_runs.id"), index=True)
+
+
+class Operation(Base):
+    """A joint operation (联合处置): an incident or a planned event, led by one city."""
+
+    __tablename__ = "operations"
+    __table_args__ = (
+        CheckConstraint("kind IN ('incident', 'planned_event')", name="kind"),
+        CheckConstraint("status IN ('active', 'closed')", name="status"),
+        CheckConstraint("radius_m > 0", name="radius"),
+        Index("ix_operations_lead_city_status", "lead_city", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(8), default="active")
+    lead_city: Mapped[str] = mapped_column(ForeignKey("cities.adcode"))
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="SET NULL"), nullable=True
+    )
+    risk_zone_id: Mapped[int | None] = mapped_column(
+        ForeignKey("risk_zones.id", ondelete="SET NULL"), nullable=True
+    )
+    lon: Mapped[float] = mapped_column(Float, doc="area centre, WGS84")
+    lat: Mapped[float] = mapped_column(Float)
+    radius_m: Mapped[float] = mapped_column(Float)
+    objectives: Mapped[str | None] = mapped_column(Text, nullable=True)
+    exercise_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("exercise_runs.id"), nullable=True
+    )
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OperationParticipant(Base):
+    """A city invited to an operation, and its answer."""
+
+    __tablename__ = "operation_participants"
+    __table_args__ = (
+        CheckConstraint("status IN ('invited', 'accepted', 'declined')", name="status"),
+        Index("ix_operation_participants_city_code_status", "city_code", "status"),
+    )
+
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"), primary_key=True)
+    city_code: Mapped[str] = mapped_column(ForeignKey("cities.adcode"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(10), default="invited")
+    invited_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    responded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+_REQUEST_STATES = (
+    "'requested', 'accepted', 'declined', 'dispatched', 'en_route', 'on_scene', "
+    "'released', 'cancelled'"
+)
+
+
+class ResourceRequest(Base):
+    """One unit asked for (or, by its own city, assigned) in an operation; its lifecycle
+    is `hub.response_rules`. A city's own unit is dispatched straight away: its row
+    has requesting_city = owner_city and starts at `dispatched`."""
+
+    __tablename__ = "resource_requests"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_REQUEST_STATES})", name="status"),
+        Index("ix_resource_requests_operation_id_status", "operation_id", "status"),
+        Index("ix_resource_requests_owner_city_status", "owner_city", "status"),
+        Index("ix_resource_requests_unit_id", "unit_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
+    requesting_city: Mapped[str] = mapped_column(ForeignKey("cities.adcode"))
+    owner_city: Mapped[str] = mapped_column(String(6))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    status: Mapped[str] = mapped_column(String(10))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    en_route_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    on_scene_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, nullable=True, doc="declined, cancelled or released"
+    )
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TimelineEntry(Base):
+    """The operation's shared log: entries by participants, and system events."""
+
+    __tablename__ = "timeline_entries"
+    __table_args__ = (Index("ix_timeline_entries_operation_id_ts", "operation_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operations.id"))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id"), nullable=True, doc="None: a system event"
+    )
+    city_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    significant: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AlertRecipient(Base):
+    """An alert pushed to one city, its acknowledgement and escalation."""
+
+    __tablename__ = "alert_recipients"
+    __table_args__ = (
+        Index("ix_alert_recipients_city_code_acknowledged_at", "city_code", "acknowledged_at"),
+    )
+
+    # Cascade: retention purges old alerts, and their pushes go with them.
+    alert_id: Mapped[int] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    city_code: Mapped[str] = mapped_column(ForeignKey("cities.adcode"), primary_key=True)
+    pushed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AssistRequest(Base):
+    """An assistance request (协查) from one city's case to other cities about a subject."""
+
+    __tablename__ = "assist_requests"
+    __table_args__ = (
+        CheckConstraint("subject_kind IN ('person', 'vehicle')", name="subject_kind"),
+        CheckConstraint("status IN ('open', 'closed')", name="status"),
+        Index("ix_assist_requests_from_city_status", "from_city", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    from_city: Mapped[str] = mapped_column(ForeignKey("cities.adcode"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    case_no: Mapped[str] = mapped_column(String(32), doc="shared with the recipients")
+    subject_kind: Mapped[str] = mapped_column(String(8))
+    subject_id: Mapped[int] = mapped_column(BigId, doc="persons.id or vehicles.id")
+    asked: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    exercise_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("exercise_runs.id"), nullable=True
+    )
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AssistRecipient(Base):
+    """One city asked in an assistance request, and its answer."""
+
+    __tablename__ = "assist_recipients"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'responded', 'declined')", name="status"),
+        Index("ix_assist_recipients_city_code_status", "city_code", "status"),
+    )
+
+    assist_id: Mapped[int] = mapped_column(ForeignKey("assist_requests.id"), primary_key=True)
+    city_code: Mapped[str] = mapped_column(ForeignKey("cities.adcode"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)
+    responded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

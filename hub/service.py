@@ -262,6 +262,303 @@ class Hub:
             audit_fields={"dataset": "situation", "query": query.as_audit()},
         )  # fmt: skip
 
+    # --- joint response, alerts and assists ------------------------------------------
+    # Services in hub.response, hub.alerts, hub.assists and hub.exercise; each method is
+    # one transaction with the caller's principal, and a refusal is audited.
+
+    def _act(self, principal: Principal, action: str, dataset: str, fn, now=None, **fields):
+        when = now or _now()
+        return self._run(
+            principal, action, lambda s: fn(s, when), now=now,
+            audit_fields={"dataset": dataset, **fields},
+        )  # fmt: skip
+
+    def operations(self, principal: Principal, *, include_closed: bool = False) -> pd.DataFrame:
+        """Operations the viewer's city leads or was invited to."""
+        from hub import response
+
+        with self._session(principal) as session:
+            return response.my_operations(session, principal, include_closed=include_closed)
+
+    def create_operation(self, principal: Principal, *, now: datetime | None = None, **kw) -> int:
+        from hub import response
+
+        return self._act(principal, "operation_create", "operations",
+                         lambda s, t: response.create_operation(s, principal, now=t, **kw), now)  # fmt: skip
+
+    def invite_city(
+        self, principal: Principal, operation_id: int, city: str, *, now: datetime | None = None
+    ) -> None:
+        from hub import response
+
+        self._act(principal, "operation_invite", "operations",
+                  lambda s, t: response.invite_city(s, principal, operation_id, city, now=t), now,
+                  query={"operation_id": operation_id})  # fmt: skip
+
+    def respond_invitation(
+        self, principal: Principal, operation_id: int, *, accept: bool, now: datetime | None = None
+    ) -> str:
+        from hub import response
+
+        return self._act(principal, "operation_respond", "operations",
+                         lambda s, t: response.respond_invitation(s, principal, operation_id, accept=accept, now=t),
+                         now, query={"operation_id": operation_id})  # fmt: skip
+
+    def close_operation(
+        self, principal: Principal, operation_id: int, *, now: datetime | None = None
+    ) -> None:
+        from hub import response
+
+        self._act(principal, "operation_close", "operations",
+                  lambda s, t: response.close_operation(s, principal, operation_id, now=t), now,
+                  query={"operation_id": operation_id})  # fmt: skip
+
+    def operation_board(
+        self, principal: Principal, operation_id: int, *, now: datetime | None = None
+    ):
+        """The live board of one operation (audited as a map view)."""
+        from hub import response
+
+        return self._act(principal, "map_view", "operations",
+                         lambda s, t: response.board(s, principal, operation_id, now=t), now,
+                         query={"operation_id": operation_id})  # fmt: skip
+
+    def request_unit(
+        self, principal: Principal, operation_id: int, unit_id: int, *, note: str | None = None,
+        now: datetime | None = None,
+    ) -> int:  # fmt: skip
+        from hub import response
+
+        return self._act(principal, "unit_request", "operations",
+                         lambda s, t: response.request_unit(s, principal, operation_id, unit_id, note=note, now=t),
+                         now, query={"operation_id": operation_id, "unit_id": unit_id})  # fmt: skip
+
+    def dispatch_unit(
+        self, principal: Principal, operation_id: int, unit_id: int, *, now: datetime | None = None
+    ) -> int:
+        from hub import response
+
+        return self._act(principal, "unit_dispatch", "operations",
+                         lambda s, t: response.dispatch_unit(s, principal, operation_id, unit_id, now=t),
+                         now, query={"operation_id": operation_id, "unit_id": unit_id})  # fmt: skip
+
+    def act_on_request(
+        self, principal: Principal, request_id: int, new: str, *, now: datetime | None = None
+    ) -> str:
+        from hub import response
+
+        return self._act(principal, "unit_request_step", "operations",
+                         lambda s, t: response.act_on_request(s, principal, request_id, new, now=t),
+                         now, query={"request_id": request_id, "new": new[:16]})  # fmt: skip
+
+    def set_unit_status(
+        self, principal: Principal, unit_id: int, status: str, *, now: datetime | None = None
+    ) -> None:
+        from hub import response
+
+        self._act(principal, "unit_status", "units",
+                  lambda s, t: response.set_unit_status(s, principal, unit_id, status, now=t), now,
+                  query={"unit_id": unit_id, "status": status[:16]})  # fmt: skip
+
+    def add_timeline_entry(
+        self, principal: Principal, operation_id: int, text: str, *, significant: bool = False,
+        now: datetime | None = None,
+    ) -> int:  # fmt: skip
+        from hub import response
+
+        return self._act(principal, "timeline_entry", "operations",
+                         lambda s, t: response.add_entry(s, principal, operation_id, text, significant=significant, now=t),
+                         now, query={"operation_id": operation_id})  # fmt: skip
+
+    def operation_briefing(
+        self, principal: Principal, operation_id: int, city_names: dict[str, str],
+        *, now: datetime | None = None,
+    ) -> dict:  # fmt: skip
+        """The ICS-201-style briefing of an operation (audited as an export)."""
+        from hub import response
+
+        def brief(session: Session, when: datetime) -> dict:
+            b = response.board(session, principal, operation_id, now=when)
+            audit.record(session, principal, "export", now=when, dataset="operations",
+                         query={"kind": "briefing", "value": str(operation_id)},
+                         result_count=len(b.units) + len(b.requests), decision="ok")  # fmt: skip
+            return response.briefing(b, city_names)
+
+        return self._act(principal, "export", "operations", brief, now,
+                         query={"operation_id": operation_id})  # fmt: skip
+
+    def share_incident(
+        self, principal: Principal, incident_id: int, reason: Reason, *, now: datetime | None = None
+    ) -> dict:
+        """An incident as EIDO-like JSON, if the viewer may open it (audited export)."""
+        from hub import response
+
+        return self._lookup(
+            principal, response.incident_eido, incident_id, reason=reason, dataset="incidents",
+            shown={"kind": "eido", "value": str(incident_id)[:20]}, now=now, action="export",
+        )  # fmt: skip
+
+    def import_incident(
+        self, principal: Principal, eido: dict, *, now: datetime | None = None
+    ) -> tuple[int, bool]:
+        from hub import response
+
+        return self._act(principal, "import", "incidents",
+                         lambda s, t: response.import_eido(s, principal, eido, now=t), now)  # fmt: skip
+
+    def alerts(
+        self, principal: Principal, *, days: int = 7, include_acknowledged: bool = True,
+        now: datetime | None = None,
+    ) -> pd.DataFrame:  # fmt: skip
+        """Alerts pushed to the viewer's city (audited)."""
+        from hub import alerts
+
+        return self._act(principal, "search", "alerts",
+                         lambda s, t: alerts.alerts_for(s, principal, now=t, days=days,
+                                                        include_acknowledged=include_acknowledged), now)  # fmt: skip
+
+    def alert_recipients(self, principal: Principal, alert_id: int) -> pd.DataFrame:
+        from hub import alerts
+
+        return self._act(principal, "view", "alerts",
+                         lambda s, t: alerts.recipients(s, principal, alert_id))  # fmt: skip
+
+    def raise_alert(
+        self, principal: Principal, *, now: datetime | None = None, **kw
+    ) -> tuple[int, list[str]]:
+        from hub import alerts
+
+        return self._act(principal, "alert_raise", "alerts",
+                         lambda s, t: alerts.raise_alert(s, principal, now=t, **kw), now)  # fmt: skip
+
+    def acknowledge_alert(
+        self, principal: Principal, alert_id: int, *, now: datetime | None = None
+    ) -> None:
+        from hub import alerts
+
+        self._act(principal, "alert_ack", "alerts",
+                  lambda s, t: alerts.acknowledge(s, principal, alert_id, now=t), now,
+                  query={"alert_id": alert_id})  # fmt: skip
+
+    def alert_cap(
+        self, principal: Principal, alert_id: int, *, now: datetime | None = None
+    ) -> dict:
+        from hub import alerts
+
+        return self._act(principal, "export", "alerts",
+                         lambda s, t: alerts.alert_cap(s, principal, alert_id, now=t), now,
+                         query={"alert_id": alert_id})  # fmt: skip
+
+    def escalated_alerts(self, principal: Principal) -> pd.DataFrame:
+        """Escalated pushes nobody acknowledged, of alerts the viewer may open."""
+        from hub import alerts
+
+        with self._session(principal) as session:
+            return alerts.escalated(session, principal)
+
+    def scan_alerts(self, *, now: datetime | None = None, **kw):
+        """Run the hotspot scan as the system (CLI and the app's periodic scan)."""
+        from hub import alerts
+
+        with self._session() as session:
+            return alerts.scan(session, now=now or _now(), **kw)
+
+    def alert_upkeep(self, *, scan_every: timedelta = timedelta(minutes=15)) -> None:
+        """What the live alert pages do on refresh: escalate overdue pushes, and scan
+        when the last scan is older than `scan_every`."""
+        from hub import alerts
+
+        now = _now()
+        with self._session() as session:
+            last = session.scalar(
+                select(func.max(AuditEntry.ts)).where(AuditEntry.action == "alert_scan")
+            )
+            if last is None or now - last >= scan_every:
+                alerts.scan(session, now=now)
+            else:
+                alerts.escalate_overdue(session, now=now)
+
+    def assists(self, principal: Principal, *, now: datetime | None = None) -> pd.DataFrame:
+        """Assistance requests the viewer's city sent and received (audited)."""
+        from hub import assists
+
+        return self._act(principal, "search", "assists",
+                         lambda s, t: assists.assists_for(s, principal, now=t), now)  # fmt: skip
+
+    def create_assist(self, principal: Principal, *, now: datetime | None = None, **kw) -> int:
+        from hub import assists
+
+        return self._act(principal, "assist_create", "assists",
+                         lambda s, t: assists.create_assist(s, principal, now=t, **kw), now)  # fmt: skip
+
+    def respond_assist(
+        self, principal: Principal, assist_id: int, response: str, *, decline: bool = False,
+        now: datetime | None = None,
+    ) -> None:  # fmt: skip
+        from hub import assists
+
+        self._act(principal, "assist_respond", "assists",
+                  lambda s, t: assists.respond(s, principal, assist_id, response, decline=decline, now=t),
+                  now, query={"assist_id": assist_id})  # fmt: skip
+
+    def close_assist(
+        self, principal: Principal, assist_id: int, *, now: datetime | None = None
+    ) -> None:
+        from hub import assists
+
+        self._act(principal, "assist_close", "assists",
+                  lambda s, t: assists.close_assist(s, principal, assist_id, now=t), now,
+                  query={"assist_id": assist_id})  # fmt: skip
+
+    def assist_timeline(self, principal: Principal, assist_id: int) -> pd.DataFrame:
+        from hub import assists
+
+        return self._act(principal, "view", "assists",
+                         lambda s, t: assists.assist_timeline(s, principal, assist_id))  # fmt: skip
+
+    def assist_subject(
+        self, principal: Principal, assist_id: int, reason: Reason, *, now: datetime | None = None
+    ) -> records.RecordView:
+        """The subject of an assist, through grades, grants, masks and pointers."""
+        from hub import assists
+
+        return self._lookup(
+            principal, assists.subject_details, assist_id, reason=reason, dataset="assists",
+            shown={"kind": "assist", "value": str(assist_id)[:20]}, now=now, action="view",
+        )  # fmt: skip
+
+    def exercises(self) -> dict[str, tuple[str, str]]:
+        """Shipped exercise scenarios: name -> (title, English title)."""
+        from hub import exercise
+
+        out = {}
+        for name in exercise.scenario_names():
+            s = exercise.load_scenario(name)
+            out[name] = (s.title, s.title_en)
+        return out
+
+    def start_exercise(
+        self, principal: Principal, name: str, *, speed: float = 1.0, now: datetime | None = None
+    ) -> int:
+        from hub import exercise
+
+        return self._act(principal, "exercise_start", "exercises",
+                         lambda s, t: exercise.start(s, principal, name, speed=speed, now=t), now,
+                         query={"name": name[:64]})  # fmt: skip
+
+    def exercise_tick(self, *, now: datetime | None = None) -> list[str]:
+        """Apply the due injects of every running exercise (called on live refresh)."""
+        from hub import exercise
+
+        with self._session() as session:
+            return exercise.advance_all(session, now=now or _now())
+
+    def running_exercises(self) -> list[dict]:
+        from hub import exercise
+
+        with self._session() as session:
+            return exercise.running(session)
+
     # --- requests and grants --------------------------------------------------------
 
     def request_access(self, principal: Principal, *, now: datetime | None = None, **kw) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.alerts import ALERT_ROLES
 from hub.analytics import EXPLORE_ROLES, OVERVIEW_ROLES
+from hub.response import RESPONSE_ROLES
 from hub.security.access import REQUESTER_ROLES
 from hub.security.policy import AGGREGATE_ROLES, AUDIT_ROLES
 from hub.situation import SITUATION_ROLES
@@ -55,6 +57,10 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("audit", "pages/audit.py", "page_audit", ":material/policy:", AUDIT_ROLES),
     PageSpec("feeds", "pages/feeds.py", "page_feeds", ":material/upload_file:", FEED_ROLES),
     PageSpec("quality", "pages/quality.py", "page_quality", ":material/fact_check:", FEED_ROLES),
+    PageSpec(
+        "response", "pages/response.py", "page_response", ":material/emergency:", RESPONSE_ROLES
+    ),
+    PageSpec("alerts", "pages/alerts.py", "page_alerts", ":material/campaign:", ALERT_ROLES),
 )
 PAGES_BY_KEY = {p.key: p for p in PAGES}
 
