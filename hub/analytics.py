@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import h3
 import pandas as pd
-from sqlalchemy import ColumnElement, and_, func, literal, select, true
+from sqlalchemy import ColumnElement, and_, case, func, literal, select, true
 from sqlalchemy.orm import Session
 
 from hub import kpi, quality, situation
@@ -222,6 +222,9 @@ class Overview:
     median_decision: timedelta | None
     stale_feeds: pd.Series  # per city: map layers whose feed is overdue
     validity: pd.Series  # per city: share of valid rows in the recent feed batches
+    unacknowledged: pd.Series  # per recipient city: alerts pushed and not acknowledged
+    escalated: pd.Series  # per recipient city: of those, escalated (overdue)
+    operations: int  # joint operations running (exercises excluded)
 
     @property
     def province(self) -> dict:
@@ -282,7 +285,19 @@ def overview(session: Session, *, now: datetime, count_secret: bool) -> Overview
     stale = fresh[fresh.stale].groupby("city_code").size().reindex(cities, fill_value=0)
     card = quality.scorecard(session, now=now)
     validity = card.groupby("city_code")["validity"].mean() if len(card) else pd.Series(dtype=float)
+    ar = m.AlertRecipient
+    pending = session.execute(
+        select(ar.city_code, func.count(), func.sum(case((ar.escalated, 1), else_=0)))
+        .where(ar.acknowledged_at.is_(None)).group_by(ar.city_code)
+    ).all()  # fmt: skip
+    running = session.scalar(
+        select(func.count()).select_from(m.Operation)
+        .where(m.Operation.status == "active", m.Operation.exercise_run_id.is_(None))
+    )  # fmt: skip
     return Overview(
+        unacknowledged=pd.Series({c: n for c, n, _ in pending}, dtype="int64"),
+        escalated=pd.Series({c: int(e or 0) for c, _, e in pending}, dtype="int64"),
+        operations=int(running or 0),
         stale_feeds=stale.astype("int64"), validity=validity,
         today=today, incidents=incidents, open_cases=open_cases, active_alerts=active,
         trend=trend, type_mix=_grouped(session, ["type"], where30),

@@ -25,14 +25,17 @@ def board() -> None:
     ov = hub.overview(principal)
     p = ov.province
     st.title(t("ov_heading") + (f" · {ov.today:%Y-%m-%d}" if wall else ""))
-    k = st.columns(6)
+    k = st.columns(7)
     k[0].metric(t("ov_incidents_today"), f"{p['today']:,}", kpi_delta(p["change_pct"]),
                 delta_color="inverse", help=t("ov_incidents_help", mean=f"{p['mean_7d']:.0f}"))  # fmt: skip
     k[1].metric(t("ov_open_cases"), f"{int(ov.open_cases.sum()):,}")
-    k[2].metric(t("ov_active_alerts"), f"{int(ov.active_alerts.sum()):,}")
+    k[2].metric(t("ov_active_alerts"), f"{int(ov.active_alerts.sum()):,}",
+                t("ov_unacknowledged", n=int(ov.unacknowledged.sum()), esc=int(ov.escalated.sum())),
+                delta_color="off" if not ov.escalated.sum() else "inverse")  # fmt: skip
     k[3].metric(t("ov_cross_city"), f"{int(ov.cross_city_lookups.sum()):,}")
     k[4].metric(t("ov_decisions"), f"{ov.decisions_today:,}", minutes(ov.median_decision),
                 delta_color="off")  # fmt: skip
+    k[6].metric(t("ov_operations"), f"{ov.operations:,}")
     k[5].metric(t("ov_cities_up"), f"{int((ov.incidents.drop('province').change_pct > 20).sum())}",
                 help=t("ov_cities_up_help"))  # fmt: skip
 
@@ -44,6 +47,11 @@ def board() -> None:
             col.metric(names.get(code, code), f"{int(r['today']):,}", kpi_delta(r["change_pct"]),
                        delta_color="inverse")  # fmt: skip
 
+    if ov.escalated.sum():
+        late = "、".join(names.get(c, c) for c in ov.escalated[ov.escalated > 0].index)
+        st.error(
+            t("ov_escalated", n=int(ov.escalated.sum()), cities=late), icon=":material/campaign:"
+        )
     stale = ov.stale_feeds[ov.stale_feeds > 0]
     valid = ov.validity.dropna()
     st.caption(t("ov_feeds", stale=len(stale), cities="、".join(names.get(c, c) for c in stale.index) or "—",

@@ -251,3 +251,20 @@ def test_overview_flags_overdue_feeds(env) -> None:
     assert hub.overview(who["leader"], now=ANCHOR).stale_feeds.sum() == 0
     later = hub.overview(who["leader"], now=ANCHOR + timedelta(hours=3))
     assert len(later.stale_feeds) == 16 and (later.stale_feeds > 0).all()
+
+
+def test_overview_counts_unacknowledged_and_escalated_alerts(env) -> None:
+    from hub import alerts
+    from hub.store import transaction
+
+    hub, who, engine = env
+    before = hub.overview(who["leader"], now=ANCHOR)
+    alert_id, cities = hub.raise_alert(principal(engine, "commander.hf"), title="电信诈骗预警（测试）",
+                                       level="high", lon=117.59, lat=32.24, radius_m=3000, now=ANCHOR)  # fmt: skip
+    assert set(cities) >= {"340100", "341100"}
+    mid = hub.overview(who["leader"], now=ANCHOR)
+    assert mid.unacknowledged.sum() == before.unacknowledged.sum() + len(cities)
+    with transaction(engine) as s:
+        alerts.escalate_overdue(s, now=ANCHOR + timedelta(hours=2))
+    after = hub.overview(who["leader"], now=ANCHOR + timedelta(hours=2))
+    assert after.escalated.sum() >= len(cities) and alert_id
