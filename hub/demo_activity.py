@@ -90,6 +90,18 @@ def run(
             _requests(hub, users, cases, engine, rng, start)
         if day == 2:
             _incidents_day(hub, users, cases, engine, rng, start)
+    # A fraud wave 合肥 pushes to its border neighbour two hours before the anchor: 合肥
+    # acknowledges at once, 滁州 has not yet (its inbox and the overview show it).
+    t = anchor - timedelta(hours=2)
+    pushed = _attempt(
+        hub.raise_alert, users["commander.hf"], title="冒充公检法电信诈骗高发（合成）",
+        level="high", kind="fraud_wave", lon=117.59, lat=32.24, radius_m=8000, now=t,
+        body="近24小时合肥北部与滁州交界处接报多起冒充公检法诈骗，请加强宣传与劝阻。",
+    )  # fmt: skip
+    if pushed:
+        _attempt(
+            hub.acknowledge_alert, users["commander.hf"], pushed[0], now=t + timedelta(minutes=8)
+        )
     return hub.audit_count() - before
 
 
