@@ -98,24 +98,29 @@ def feed_ingest(ctx: BenchContext) -> list[Result]:
     incident_csv(csv_path, n)
     engine = _store(ctx.tmp_dir / "ingest.db")
     log("feed_ingest: ingesting it end to end")
+    started = time.perf_counter()
     report = ingest_file(
         engine, csv_path, city_code=CITY, spec=load_spec("standard_incidents"),
         cipher=FieldCipher.from_settings(load_settings()), now=datetime(2026, 11, 22, tzinfo=UTC),
     )  # fmt: skip
+    # The figure counts the commit too (writing the pages out), which the batch report,
+    # recorded inside the transaction, cannot.
+    wall = time.perf_counter() - started
+    timings = {**report.timings, "commit": round(wall - report.seconds, 3)}
     engine.dispose()
     log("feed_ingest: bare executemany of the same rows")
     rows, seconds = _bare_executemany(ctx.tmp_dir / "ingest.db", _store(ctx.tmp_dir / "bare.db"))
-    stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items())
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
     return [
         Result(
             job="feed_ingest",
             figure=f"CSV ingest end to end, {n:,} incidents",
-            value=report.rows_per_second,
+            value=report.rows_read / wall,
             unit="rows/s",
             naive="bare executemany, same rows",
             naive_value=rows / seconds if seconds else None,
             goal=GOAL,
             note=f"loaded {report.rows_inserted:,}, rejected {report.rows_rejected:,}; {stages}",
-            detail={"timings": report.timings, "seconds": report.seconds, "bare_seconds": seconds},
+            detail={"timings": timings, "seconds": wall, "bare_seconds": seconds},
         )
     ]

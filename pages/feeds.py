@@ -6,13 +6,21 @@ from hub.security.errors import HubError
 from ui.auth import guard
 from ui.errors import show_error
 from ui.frame import city_names, hub_or_stop
-from ui.i18n import t
+from ui.i18n import catalogue, t
 from ui.tables import localise
 
 principal = guard("feeds")
 hub = hub_or_stop()
 names = city_names()
 specs = hub.feed_specs(principal)
+MISSING = "—"
+
+
+def label(prefix: str, value: str) -> str:
+    """A code as people read it; the code itself when the catalogue has no label yet."""
+    return t(prefix + value) if prefix + value in catalogue() else value
+
+
 st.title(t("feeds_heading"))
 st.caption(t("feeds_caption"))
 
@@ -32,7 +40,7 @@ with st.form("ingest"):
     city = c1.selectbox(t("feeds_city"), list(names), format_func=names.__getitem__)
     spec = c2.selectbox(
         t("feeds_spec"), list(specs),
-        format_func=lambda n: f"{n} · {specs[n][0]} · {specs[n][1]}",
+        format_func=lambda n: f"{n} · {label('dataset_', specs[n][0])} · {specs[n][1]}",
     )  # fmt: skip
     if spec:
         st.caption(specs[spec][2])
@@ -82,10 +90,10 @@ if report is not None:
 st.subheader(t("feeds_recent"))
 batches = hub.feed_batches(principal).head(50)
 batches["city_code"] = batches["city_code"].map(lambda c: names.get(c, c))
+batches["dataset"] = batches["dataset"].map(lambda d: label("dataset_", d))
+batches["status"] = batches["status"].map(lambda s: label("feed_status_", s))
 shown = ["id", "started_at", "city_code", "dataset", "spec_name", "source_name", "status",
          "rows_read", "rows_inserted", "rows_updated", "rows_unchanged", "rows_duplicate",
          "rows_rejected", "error_code"]  # fmt: skip
-st.dataframe(
-    localise(batches[shown].rename(columns={"dataset": "dataset_name"})),
-    hide_index=True, width="stretch",
-)  # fmt: skip
+table = localise(batches[shown].rename(columns={"dataset": "dataset_name"})).astype(object)
+st.dataframe(table.where(table.notna(), MISSING), hide_index=True, width="stretch")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui.auth import guard
 from ui.frame import city_names, hub_or_stop
-from ui.i18n import t
+from ui.i18n import catalogue, t
 from ui.tables import localise
 
 principal = guard("quality")
@@ -16,6 +16,12 @@ st.title(t("quality_heading"))
 tabs = st.tabs([t("quality_tab_scorecard"), t("quality_tab_trend"), t("quality_tab_rejects"),
                 t("quality_tab_standard")])  # fmt: skip
 PCT = ["completeness", "validity", "duplicate_share"]
+MISSING = "—"
+
+
+def label(prefix: str, value: str) -> str:
+    """A code as people read it; the code itself when the catalogue has no label yet."""
+    return t(prefix + value) if prefix + value in catalogue() else value
 
 
 def reason_line(reasons: list[dict]) -> str:
@@ -28,17 +34,26 @@ def reason_line(reasons: list[dict]) -> str:
     return "；".join(out)
 
 
+def feed_label(city: str, dataset: str) -> str:
+    return f"{names.get(city, city)} · {label('dataset_', dataset)}"
+
+
 def readable(frame):
     frame = frame.copy()
     if "city_code" in frame:
         frame["city_code"] = frame["city_code"].map(lambda c: names.get(c, c))
+    if "dataset" in frame:
+        frame["dataset"] = frame["dataset"].map(lambda d: label("dataset_", d))
+    if "status" in frame:
+        frame["status"] = frame["status"].map(lambda s: label("feed_status_", s))
     for c in PCT:
         if c in frame:
-            frame[c] = frame[c].map(lambda v: "" if v is None or v != v else f"{v:.1%}")
+            frame[c] = frame[c].map(lambda v: MISSING if v is None or v != v else f"{v:.1%}")
     for c in ("lag_p50_h", "lag_p90_h", "freshness_h"):
         if c in frame:
-            frame[c] = frame[c].round(1)
-    return localise(frame.rename(columns={"dataset": "dataset_name"}))
+            frame[c] = frame[c].map(lambda v: MISSING if v is None or v != v else f"{v:.1f}")
+    shown = localise(frame.rename(columns={"dataset": "dataset_name"})).astype(object)
+    return shown.where(shown.notna(), MISSING)
 
 
 card = hub.quality_scorecard(principal)
@@ -51,8 +66,7 @@ with tabs[0]:
 
 with tabs[1]:
     feeds = list(zip(card["city_code"], card["dataset"], strict=True))
-    pick = st.selectbox(t("quality_pick_feed"), feeds,
-                        format_func=lambda f: f"{names.get(f[0], f[0])} · {f[1]}")  # fmt: skip
+    pick = st.selectbox(t("quality_pick_feed"), feeds, format_func=lambda f: feed_label(*f))
     if pick:
         trend = hub.feed_batches(principal, city=pick[0], dataset=pick[1])
         done = trend[trend["status"] != "failed"].set_index("started_at").sort_index()
@@ -70,7 +84,7 @@ with tabs[2]:
     else:
         batch = st.selectbox(
             t("quality_pick_batch"), list(with_rejects["id"]),
-            format_func=lambda i: next(f"#{r.id} · {names.get(r.city_code, r.city_code)} · {r.dataset} · {r.source_name}"
+            format_func=lambda i: next(f"#{r.id} · {feed_label(r.city_code, r.dataset)} · {r.source_name}"
                                        for r in with_rejects.itertuples() if r.id == i),
         )  # fmt: skip
         n = int(with_rejects.loc[with_rejects["id"] == batch, "rows_rejected"].iloc[0])

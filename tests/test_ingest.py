@@ -281,3 +281,28 @@ def test_cli_ingest_reports_and_refuses_in_one_line(store, tmp_path):
     bad = subprocess.run([*cmd, str(empty)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip() == "error: the file is empty [empty_file]; nothing stored"
+
+
+def test_repeats_are_found_across_chunks_and_within_one(store, monkeypatch):
+    """Repeats of a row of an earlier chunk and of the same chunk: a duplicate when equal,
+    rejected naming the first row when not; a rejected row is never the first one."""
+    from hub.ingest import readers
+
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 2000)  # a dozen rows per chunk
+    lines = hefei_lines()
+    total = len(lines) - 1
+    new = lines[4].split(",")
+    new[0] = "HF-NEW-1"
+    bad = [*new[:4], "0.0", *new[5:]]  # outside the province: refused, so not the first
+    lines += [
+        lines[1], lines[1],  # row 2 again, twice, chunks later
+        lines[2].replace("长江西路", "长江东路"),  # row 3's key with other content
+        ",".join(bad), ",".join(new), ",".join(new),
+    ]  # fmt: skip
+    r = run(store, gbk(lines))
+    assert r.adds_up and r.rows_read == total + 6
+    assert (r.rows_inserted, r.rows_duplicate, r.rows_rejected) == (total + 1, 3, 2)
+    reasons = _rejects(store, r.batch_id)
+    n = len(lines)
+    assert [x["code"] for x in reasons[n - 2]] == ["outside_province"]
+    assert reasons[n - 3] == [{"code": "conflicting_duplicate", "field": "source_id", "value": "3"}]

@@ -115,3 +115,13 @@ def test_retention_setting_from_the_environment():
     assert load_settings({"HUB_RETENTION_SIGHTINGS": "30"}).retention_days["sightings"] == 30
     with pytest.raises(ValueError, match="HUB_RETENTION_WEATHER"):
         load_settings({"HUB_RETENTION_WEATHER": "3"})
+
+
+def test_every_dataset_and_batch_status_has_a_label():
+    from hub.ingest.datasets import DATASETS
+    from ui.i18n import LANGUAGES, catalogue
+
+    keys = [f"dataset_{d}" for d in DATASETS]
+    keys += [f"feed_status_{s}" for s in ("running", "done", "unchanged", "failed")]
+    for key in keys:
+        assert set(catalogue()[key]) == set(LANGUAGES), key

@@ -19,11 +19,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import BinaryIO
 
 import h3
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError
@@ -33,7 +36,7 @@ from geo.assign import assign_city_district
 from geo.boundaries import load_boundaries
 from geo.coords import convert
 from hub import models as m
-from hub.bulk import _write as write_frame  # the bulk writer on the caller's connection
+from hub.bulk import write_frame
 from hub.codes import code_values
 from hub.ingest.datasets import Dataset, dataset
 from hub.ingest.readers import LAT, LON, Chunk, read_chunks
@@ -159,16 +162,26 @@ def _map(frame: pd.DataFrame, spec: Spec, ds: Dataset) -> pd.DataFrame:
 # --- validate ---------------------------------------------------------------------------
 
 
+_Shown = pd.Series | Callable[[], pd.Series] | None
+
+
 class _Problems:
-    """Row problems of one chunk: (mask, code, field, values) collected vectorised."""
+    """Row problems of one chunk: (mask, code, field, values) collected vectorised.
+
+    `values` (and any parameter) may be a function returning the Series: text that is
+    costly to build (coordinates as text) is then built only when some row is refused.
+    """
 
     def __init__(self, n: int) -> None:
         self.n = n
         self.items: list[tuple[np.ndarray, str, str, pd.Series | None, dict]] = []
 
-    def add(self, mask, code: str, field_: str, values: pd.Series | None = None, **params) -> None:
+    def add(self, mask, code: str, field_: str, values: _Shown = None, **params) -> None:
         mask = np.asarray(mask, dtype=bool)
         if mask.any():
+            if callable(values):
+                values = values()
+            params = {k: v() if callable(v) else v for k, v in params.items()}
             self.items.append((mask, code, field_, values, params))
 
     @property
@@ -214,6 +227,19 @@ def _one_time(value: str, tz: str):
     except (ValueError, TypeError):
         return pd.NaT
     return ts.tz_localize(tz) if ts.tzinfo is None else ts
+
+
+def _to_number(s: pd.Series, present: np.ndarray) -> pd.Series:
+    """Text to float64, NaN where absent or not a number (as `pd.to_numeric(errors="coerce")`).
+
+    Arrow parses a column at once; it refuses the whole column on one bad value, and
+    then pandas decides value by value."""
+    values = pd.Series(s.where(present), dtype="str")
+    try:
+        parsed = pc.cast(pa.array(values.array), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+    return pd.Series(parsed.to_numpy(zero_copy_only=False), index=s.index, dtype="float64")
 
 
 def _check_unique(s: pd.Series, check: Callable[[str], str | None]) -> pd.Series:
@@ -267,14 +293,12 @@ def _validate(std: pd.DataFrame, spec: Spec, ds: Dataset, now: datetime,
                       limit=f.max_len)  # fmt: skip
             typed[name] = s.where(present, None)
         elif f.kind in ("int", "float"):
-            num = pd.to_numeric(s.where(present), errors="coerce")
+            num = _to_number(s, present)
             bad = present & num.isna().to_numpy()
             if f.kind == "int":
                 bad |= present & (num.notna() & (num != num.round())).to_numpy()
             p.add(bad & ~not_code, "not_integer" if f.kind == "int" else "not_number", name, s)
-            typed[name] = num.astype("Int64") if f.kind == "int" else num.astype("float64")
-            if f.kind == "int":
-                typed[name] = num.where(~bad).round().astype("Int64")
+            typed[name] = num.where(~bad).round().astype("Int64") if f.kind == "int" else num
         elif f.kind in ("datetime", "date"):
             fmt = spec.datetime_formats.get(name, "ISO8601")
             ts = _parse_times(s, fmt, spec.timezone)
@@ -308,11 +332,7 @@ def _h3_cells(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """H3 cells at resolutions 7 and 8 as text: r8 from h3, r7 by setting the bits of its
     parent (resolution field and the eighth digit) instead of a second call per point."""
     cell = h3.api.basic_int.latlng_to_cell
-    r8 = np.fromiter(
-        (cell(a, o, 8) for a, o in zip(lat.tolist(), lon.tolist(), strict=True)),
-        dtype=np.uint64,
-        count=len(lat),
-    )
+    r8 = np.fromiter(map(cell, lat.tolist(), lon.tolist(), repeat(8)), np.uint64, len(lat))
     res = np.uint64(0xF) << np.uint64(52)
     r7 = (r8 & ~res) | (np.uint64(7) << np.uint64(52)) | (np.uint64(7) << np.uint64(21))
     return _hex(r7), _hex(r8)
@@ -337,8 +357,11 @@ def _locate(typed: dict[str, pd.Series], spec: Spec, city: str, p: _Problems, ci
     districts = np.full(len(lon), None, dtype=object)
     if ok.any():
         cities[ok], districts[ok] = assign_city_district(wlon[ok], wlat[ok])
-    shown = typed["lon"].astype("str") + "," + typed["lat"].astype("str")
-    outside = ok & np.array([c is None for c in cities])
+
+    def shown() -> pd.Series:
+        return typed["lon"].astype("str") + "," + typed["lat"].astype("str")
+
+    outside = ok & np.equal(cities, None)
     elsewhere = ok & ~outside & (cities != city)
     near = np.zeros(len(lon), dtype=bool)
     candidates = np.flatnonzero(outside | elsewhere)
@@ -348,7 +371,7 @@ def _locate(typed: dict[str, pd.Series], spec: Spec, city: str, p: _Problems, ci
         near[candidates] = km <= spec.city_tolerance_km
     p.add(outside & ~near, "outside_province", "lon,lat", shown)
     p.add(elsewhere & ~near, "outside_city", "lon,lat", shown,
-          city=city, found=pd.Series(cities).astype("str"))  # fmt: skip
+          city=city, found=lambda: pd.Series(cities).astype("str"))  # fmt: skip
     districts = np.where(near, None, districts)  # near the border: the city, no district
     typed["lon"] = pd.Series(np.round(wlon, 6), index=typed["lon"].index)
     typed["lat"] = pd.Series(np.round(wlat, 6), index=typed["lat"].index)
@@ -438,8 +461,9 @@ class _Writer:
             ix.create(self.conn)
 
     def split_existing(self, keys: pd.Series) -> np.ndarray:
-        known = self.existing
-        return np.fromiter((k in known for k in keys.tolist()), dtype=bool, count=len(keys))
+        if not self.existing:
+            return np.zeros(len(keys), dtype=bool)
+        return np.fromiter(map(self.existing.__contains__, keys.tolist()), bool, len(keys))
 
     def changed(self, new: pd.DataFrame) -> np.ndarray:
         """For rows whose key is in the store: does any compared column differ?"""
@@ -512,6 +536,54 @@ class _Tally:
     timings: Counter = field(default_factory=Counter)
 
 
+class _Seen:
+    """The first accepted row of each key of the file so far: its content hash and row.
+
+    Whole-chunk operations only: one dict lookup mapped over the keys (no Python code
+    per row) finds keys of earlier chunks, `np.unique` finds repeats within the chunk.
+    """
+
+    def __init__(self) -> None:
+        self.position: dict[str, int] = {}  # key -> index into the arrays below
+        self._hashes: list[np.ndarray] = []
+        self._rows: list[np.ndarray] = []
+        self._joined: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._joined is None:
+            self._joined = (np.concatenate(self._hashes), np.concatenate(self._rows))
+        return self._joined
+
+    def classify(
+        self, keys: list[str], content: np.ndarray, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Accepted rows of a chunk, in file order -> (duplicate, row of the conflicting
+        first row or 0). A repeat with the same content hash is a duplicate, with other
+        content a conflict; first occurrences are remembered for later chunks."""
+        n = len(keys)
+        ref_hash, ref_row = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.int64)
+        prior = np.fromiter(map(self.position.get, keys, repeat(-1)), np.int64, n)
+        earlier = prior >= 0
+        if earlier.any():
+            hashes, first_rows = self._arrays()
+            ref_hash[earlier], ref_row[earlier] = hashes[prior[earlier]], first_rows[prior[earlier]]
+        codes, _ = pd.factorize(np.asarray(keys, dtype=object))
+        _, first_of_code = np.unique(codes, return_index=True)
+        first = first_of_code[codes]
+        within = ~earlier & (first != np.arange(n))
+        ref_hash[within], ref_row[within] = content[first[within]], rows[first[within]]
+        repeated = earlier | within
+        dup = repeated & (ref_hash == content)
+        new = np.flatnonzero(~repeated)
+        base = len(self.position)
+        fresh = np.asarray(keys, dtype=object)[new].tolist()
+        self.position.update(zip(fresh, range(base, base + len(new)), strict=True))
+        self._hashes.append(content[new])
+        self._rows.append(rows[new])
+        self._joined = None
+        return dup, np.where(repeated & ~dup, ref_row, 0)
+
+
 def _raw_json(frame: pd.DataFrame, positions: np.ndarray) -> list[str]:
     sub = frame.iloc[positions]
     return [json.dumps(r, ensure_ascii=False)[:4000] for r in sub.to_dict("records")]
@@ -523,7 +595,7 @@ class _Run:
         self.spec, self.ds, self.city, self.cipher, self.now = spec, ds, city, cipher, now
         self.w, self.started = writer, started
         self.tally = _Tally()
-        self.seen: dict[str, tuple[int, int]] = {}  # source_id -> (content hash, row)
+        self.seen = _Seen()
         b = load_boundaries()
         self.city_shape = b.cities.set_index("adcode").geometry.get(city)
         self.districts = set(b.districts.loc[b.districts["parent_adcode"] == city, "adcode"])
@@ -558,23 +630,17 @@ class _Run:
         bad = p.any
         # Repeats inside the file: same key and content as an earlier row -> duplicate;
         # same key, other content -> rejected (which one is right cannot be told).
-        content = pd.util.hash_pandas_object(out.drop(columns=["created_at", "updated_at"]),
-                                             index=False).to_numpy()  # fmt: skip
+        rows, accepted = chunk.rows, np.flatnonzero(~bad)
+        content = pd.util.hash_pandas_object(
+            out.iloc[accepted].drop(columns=["created_at", "updated_at"]), index=False
+        ).to_numpy()
         dup = np.zeros(n, dtype=bool)
         conflict_with = np.zeros(n, dtype=np.int64)
-        seen, rows = self.seen, chunk.rows
-        for i, k in enumerate(keys.tolist()):
-            if bad[i]:
-                continue
-            prior = seen.get(k)
-            if prior is None:
-                seen[k] = (int(content[i]), int(rows[i]))
-            elif prior[0] == content[i]:
-                dup[i] = True
-            else:
-                conflict_with[i] = prior[1]
+        dup[accepted], conflict_with[accepted] = self.seen.classify(
+            keys.iloc[accepted].tolist(), content, rows[accepted]
+        )
         p.add(conflict_with > 0, "conflicting_duplicate", "source_id",
-              pd.Series(conflict_with).astype("str"))  # fmt: skip
+              lambda: pd.Series(conflict_with).astype("str"))  # fmt: skip
         bad = p.any
         t1 = time.perf_counter()
         tally.timings["validate"] += t1 - t0
@@ -607,8 +673,8 @@ class _Run:
         self.w.insert(fresh)
         self.w.update(known)
         self.w.rejects(rejects)
-        for k, i in zip(fresh["source_id"].tolist(), range(len(fresh)), strict=True):
-            self.w.existing[k] = -1 - i  # inserted by this batch: a repeat is a duplicate
+        # Keys inserted by this batch need not join `existing`: they are in `seen`, so a
+        # later row with one of them is a duplicate or a conflict, never an update.
         tally.inserted += len(fresh)
         tally.updated += len(known)
         tally.timings["write"] += time.perf_counter() - t2
@@ -700,6 +766,8 @@ def _sqlite_fast(conn: Connection, on: bool) -> None:
     raw = conn.connection.driver_connection
     raw.execute("PRAGMA cache_size=-262144" if on else "PRAGMA cache_size=-2000")
     raw.execute("PRAGMA foreign_keys=OFF" if on else "PRAGMA foreign_keys=ON")
+    if not on:
+        raw.execute("PRAGMA threads=0")  # set for an index rebuild (`_Writer.rebuild_indexes`)
 
 
 def _audit(session: Session, principal: Principal | None, report: BatchReport, now: datetime,

@@ -183,8 +183,7 @@ def read_csv(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
             raise FeedError(
                 "bad_file", f"cannot read the CSV: {exc}", detail=str(exc)[:200]
             ) from None
-        blanks = sum(1 for x in lines if not x.strip())
-        if bad or blanks:
+        if bad or table.num_rows != len(lines):  # refused rows, or blank lines skipped
             rows, refused = _line_numbers(lines, line, [b[0] for b in bad], spec)
         else:
             rows, refused = np.arange(line, line + len(lines), dtype=np.int64), []
