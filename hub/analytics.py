@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import h3
 import pandas as pd
-from sqlalchemy import ColumnElement, and_, case, func, literal, select, true
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from hub import kpi, quality, situation
@@ -202,6 +202,23 @@ def labelled(session: Session, found: Exploration, lang: str = "zh") -> pd.DataF
                              aggfunc="sum", fill_value=0).reset_index()  # fmt: skip
 
 
+def _hourly(session: Session, where) -> pd.DataFrame:
+    """Counts per city, type and UTC hour (`hour` as aware UTC timestamps)."""
+    i = m.Incident
+    if session.get_bind().dialect.name == "sqlite":
+        hour = func.substr(i.ts, 1, 13)  # 'YYYY-MM-DD HH' of the stored UTC text
+    else:
+        hour = func.to_char(func.timezone(literal("UTC"), i.ts), literal("YYYY-MM-DD HH24"))
+    rows = session.execute(
+        select(i.city_code, i.type_code, hour, func.count()).where(where)
+        .group_by(i.city_code, i.type_code, hour)
+        .execution_options(policy="aggregate")
+    ).all()  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["city_code", "type_code", "hour", "count"])
+    frame["hour"] = pd.to_datetime(frame["hour"], format="%Y-%m-%d %H", utc=True)
+    return frame
+
+
 # --- Overview -----------------------------------------------------------------------------
 
 
@@ -244,16 +261,42 @@ def overview(session: Session, *, now: datetime, count_secret: bool) -> Overview
     tz = ZoneInfo(LOCAL_TZ)
     today = now.astimezone(tz).date()
     day0 = datetime.combine(today - timedelta(days=29), datetime.min.time(), tz)
-    q30 = ExploreQuery(day0, now, rows=("city", "day"))
-    where30 = _where(q30, count_secret=count_secret)
-    trend = _grouped(session, ["city", "day"], where30).rename(columns={"city": "city_code"})
+    # One pass over the 30 days, grouped by city, type and UTC hour (a cheap key: no
+    # per-row time-zone arithmetic); every chart and the KPI are derived from it.
+    hourly = _hourly(session, _where(ExploreQuery(day0, now), count_secret=count_secret))
+    local = hourly["hour"] + pd.Timedelta(hours=8)  # Asia/Shanghai: UTC+8 all year
+    trend = (hourly.assign(day=local.dt.strftime("%Y-%m-%d"))
+             .groupby(["city_code", "day"], as_index=False)["count"].sum())  # fmt: skip
+    type_mix = (hourly.groupby("type_code", as_index=False)["count"].sum()
+                .rename(columns={"type_code": "type"}))  # fmt: skip
+    hour_of_week = (hourly.assign(weekday=local.dt.day_of_week, hour=local.dt.hour)
+                    .groupby(["weekday", "hour"], as_index=False)["count"].sum())  # fmt: skip
     # Today so far against the 7 days before up to the same local time of day: at 09:00
-    # a full day's mean would make every morning look like a fall.
-    tod = now.astimezone(tz).strftime("%H:%M:%S")
+    # a full day's mean would make every morning look like a fall. Whole hours come from
+    # the hourly counts; the part of the current hour from one small range query per day.
+    cut = now.astimezone(tz)
+    first = today - timedelta(days=7)
+    days = local.dt.date
+    whole = hourly[(days >= first) & (local.dt.hour < cut.hour)]
+    week = whole.assign(day=days[whole.index]).groupby(["city_code", "day"])["count"].sum()
     i = m.Incident
-    q7 = ExploreQuery(datetime.combine(today - timedelta(days=7), datetime.min.time(), tz), now)
-    so_far = and_(_where(q7, count_secret=count_secret), _local(session, i.ts, "time") <= tod)
-    week = _grouped(session, ["city", "day"], so_far).rename(columns={"city": "city_code"})
+    ranges = [
+        and_(i.ts >= start, i.ts < start + (cut - cut.replace(minute=0, second=0, microsecond=0)))
+        for d in range(8)
+        for start in [datetime.combine(first + timedelta(days=d), cut.time(), tz).replace(
+            minute=0, second=0, microsecond=0)]
+    ]  # fmt: skip
+    local_day = _local(session, i.ts, "day")
+    partial = session.execute(
+        select(i.city_code, local_day, func.count())
+        .where(or_(*ranges), _where(ExploreQuery(day0, now), count_secret=count_secret))
+        .group_by(i.city_code, local_day)
+        .execution_options(policy="aggregate")
+    ).all()  # fmt: skip
+    for city, day, n in partial:
+        key = (city, date.fromisoformat(str(day)))
+        week[key] = week.get(key, 0) + n
+    week = week.rename("count").reset_index()
     cities = [c for (c,) in session.execute(select(m.City.adcode).order_by(m.City.adcode))]
     incidents = kpi.incidents_vs_week(week, today, cities=cities)
     secret_ok = true() if count_secret else m.Case.classification != "secret"
@@ -300,8 +343,7 @@ def overview(session: Session, *, now: datetime, count_secret: bool) -> Overview
         operations=int(running or 0),
         stale_feeds=stale.astype("int64"), validity=validity,
         today=today, incidents=incidents, open_cases=open_cases, active_alerts=active,
-        trend=trend, type_mix=_grouped(session, ["type"], where30),
-        hour_of_week=_grouped(session, ["weekday", "hour"], where30), districts=districts,
+        trend=trend, type_mix=type_mix, hour_of_week=hour_of_week, districts=districts,
         cross_city_lookups=pd.Series(cross, dtype="int64"), decisions_today=len(decided),
         median_decision=kpi.median_decision_time(decided),
     )  # fmt: skip

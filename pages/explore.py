@@ -7,7 +7,7 @@ import streamlit as st
 
 from geo.layers import city_layer, hex_layer, label_layer, view_for
 from hub.security.errors import HubError
-from ui import charts
+from ui import cached, charts
 from ui import explore as ui_ex
 from ui import map as hubmap
 from ui.auth import guard
@@ -25,7 +25,7 @@ query = ui_ex.query_bar(names, now)
 if query is None:
     st.stop()
 try:
-    found = hub.explore(principal, query)
+    found = cached.explore(principal, query)
 except HubError as exc:
     show_error(exc)
     st.stop()

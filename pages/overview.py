@@ -5,7 +5,7 @@ import streamlit as st
 
 from geo.layers import district_fill_layer, fill_colors, label_layer
 from hub.codes import label
-from ui import charts
+from ui import cached, charts
 from ui import map as hubmap
 from ui.auth import guard
 from ui.frame import city_names, hub_or_stop
@@ -22,7 +22,7 @@ if wall:
 
 @st.fragment(run_every=60 if wall else None)
 def board() -> None:
-    ov = hub.overview(principal)
+    ov = cached.overview(principal)
     p = ov.province
     st.title(t("ov_heading") + (f" · {ov.today:%Y-%m-%d}" if wall else ""))
     k = st.columns(7)

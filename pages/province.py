@@ -4,6 +4,7 @@ import streamlit as st
 
 from geo.layers import city_layer, district_layer, fill_colors, label_layer
 from hub.codes import code_values
+from ui import cached
 from ui import map as hubmap
 from ui.auth import guard
 from ui.frame import hub_or_stop
@@ -12,7 +13,7 @@ from ui.i18n import lang, t
 principal = guard("province")
 DATA_CLASS_KEYS = code_values("data_class")
 hub = hub_or_stop()
-ov = hub.province_overview(principal)
+ov = cached.province_overview(principal)
 
 st.title(t("province_heading"))
 if ov.synthetic:
