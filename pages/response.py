@@ -102,3 +102,4 @@ def live_board() -> None:
 
 
 live_board()
+ui_resp.eido_import(hub, principal)

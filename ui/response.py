@@ -247,3 +247,21 @@ def level_label(level: str) -> str:
 
 def risk_levels() -> list[str]:
     return [c.code for c in codes("risk_level")]
+
+
+def eido_import(hub, principal) -> None:
+    """Take in an incident another city shared as EIDO-like JSON (`hub.exchange`)."""
+    with st.expander(t("eido_import"), icon=":material/move_to_inbox:"):
+        st.caption(t("eido_import_help"))
+        upload = st.file_uploader(t("eido_file"), type=["json"], key="eido_upload")
+        if upload is None or not st.button(t("eido_import_go"), key="eido_go"):
+            return
+        try:
+            eido = json.loads(upload.getvalue().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            st.error(t("eido_not_json"), icon=":material/block:")
+            return
+        done = attempt(lambda: hub.import_incident(principal, eido))
+        if done is not None:
+            incident_id, new = done
+            st.success(t("eido_imported" if new else "eido_already", id=incident_id))

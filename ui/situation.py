@@ -283,3 +283,19 @@ def feature_panel(hub, principal, pick: tuple[str, dict] | None) -> None:
             if result.rows:
                 st.markdown(f"**{t('sit_linked_' + linked)}**")
                 st.dataframe(localise(pd.DataFrame(result.rows)), hide_index=True)
+    if dataset == "incidents" and principal.role == "commander":
+        _eido_share(hub, principal, int(obj["id"]), reason)
+
+
+def _eido_share(hub, principal, incident_id: int, reason) -> None:
+    """Hand an incident to another city's platform as EIDO-like JSON (an audited export)."""
+    if st.button(t("eido_share"), disabled=reason is None, key=f"sit-eido-{incident_id}"):
+        try:
+            eido = hub.share_incident(principal, incident_id, reason)
+        except HubError as exc:
+            st.error(error_text(exc), icon=":material/block:")
+            return
+        st.download_button(
+            t("eido_download"), json.dumps(eido, ensure_ascii=False, indent=2).encode(),
+            f"incident-{incident_id}.eido.json", "application/json", icon=":material/download:",
+        )  # fmt: skip
