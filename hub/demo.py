@@ -1006,6 +1006,11 @@ def seed(
             else None,
         )
     reset_sequences(engine, [tables[n] for n in data])
+    if engine.dialect.name == "postgresql":
+        # Millions of rows arrived by COPY with indexes rebuilt: without statistics the
+        # planner guesses, and the first queries (and autovacuum's later ANALYZE) pay.
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     written["users"] = seed_users(engine, now=anchor - timedelta(days=4))
     from hub import demo_activity  # uses the services, which import this module
 
