@@ -101,7 +101,7 @@ class Situation:
     query: SituationQuery
     hexes: pd.DataFrame  # h3, hour (UTC), count, max_severity — counts, policy-aggregate
     points: pd.DataFrame | None  # openable incidents; None when more than POINT_LIMIT
-    openable_incidents: int  # capped at POINT_LIMIT + 1 when points is None
+    openable_incidents: int  # counted (total minus hidden) when points is None
     cameras: pd.DataFrame
     risk_zones: pd.DataFrame
     help_requests: pd.DataFrame
@@ -309,29 +309,32 @@ def _features(
     *,
     limit: int | None,
     count_secret: bool,
+    counted: int | None = None,
 ) -> tuple[pd.DataFrame | None, int, int]:
-    """(openable rows or None past `limit`, openable count, hidden count) for one layer."""
+    """(openable rows or None past `limit`, openable count, hidden count) for one layer.
+
+    `counted` is the aggregate count of the same selection (the hexagons' total), when
+    known: what the viewer may open is then that minus the hidden count, and past the
+    limit no row is read at all.
+    """
     model, columns = _FEATURES[layer]
     where = _layer_filter(layer, query)
     allowed = row_filter(session, principal, model, session.info.get("grants", ()))
-    stmt = select(*(getattr(model, c) for c in columns)).where(where, allowed)
-    if layer in ("incidents", "help_requests"):
-        stmt = stmt.order_by(model.ts)
-    if limit is not None:
-        # Count (up to the limit) before reading: past it, no row is fetched at all.
-        capped = select(func.count()).select_from(
-            select(model.id).where(where, allowed).limit(limit + 1).subquery()
-        )
-        n = session.scalar(capped) or 0
-        frame = _frame(session, stmt, list(columns)) if n <= limit else None
-    else:
-        frame = _frame(session, stmt, list(columns))
-        n = len(frame)
     hidden_stmt = select(func.count()).select_from(model).where(where, not_(allowed))
     if not count_secret:
         hidden_stmt = hidden_stmt.where(model.classification != "secret")
     hidden = session.scalar(hidden_stmt.execution_options(policy="aggregate")) or 0
-    return frame, n, hidden
+    if limit is not None and counted is not None and counted - hidden > limit:
+        return None, counted - hidden, hidden
+    stmt = select(*(getattr(model, c) for c in columns)).where(where, allowed)
+    if layer in ("incidents", "help_requests"):
+        stmt = stmt.order_by(model.ts)
+    if limit is not None:
+        stmt = stmt.limit(limit + 1)  # a grant may open a few rows the estimate missed
+    frame = _frame(session, stmt, list(columns))
+    if limit is not None and len(frame) > limit:
+        return None, len(frame), hidden
+    return frame, len(frame), hidden
 
 
 def freshness(session: Session, now: datetime) -> pd.DataFrame:
@@ -379,9 +382,11 @@ def situation(
         if layer not in query.layers or (layer == "incidents" and not query.points):
             continue
         limit = POINT_LIMIT if layer == "incidents" else None
+        counted = int(hexes["count"].sum()) if layer == "incidents" else None
         frame, n, hidden[layer] = _features(
-            session, principal, layer, query, limit=limit, count_secret=count_secret
-        )
+            session, principal, layer, query, limit=limit, count_secret=count_secret,
+            counted=counted,
+        )  # fmt: skip
         if layer == "incidents":
             points, openable = frame, n
             if frame is not None:
