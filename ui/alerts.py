@@ -139,7 +139,7 @@ def new_assist_form(hub, principal, names: dict[str, str]) -> None:
         asked = st.text_area(t("as_asked"), max_chars=1000, height=70)
         everyone = st.checkbox(t("as_all_cities"))
         cities = st.multiselect(t("as_to"), [c for c in names if c != principal.city_code],
-                                format_func=names.get)  # fmt: skip
+                                format_func=names.get, placeholder=t("pick_cities"))  # fmt: skip
         if st.form_submit_button(t("as_send"), type="primary"):
             attempt(lambda: hub.create_assist(
                 principal, case_no=case_no, subject_kind=kind, subject_id=int(subject),

@@ -192,7 +192,8 @@ def new_operation_form(hub, principal, names: dict[str, str]) -> int | None:
         lon = c[2].number_input(t("resp_lon"), 114.5, 120.0, 117.27, format="%.5f")
         lat = c[3].number_input(t("resp_lat"), 29.0, 35.5, 31.86, format="%.5f")
         others = [c for c in names if c != principal.city_code]
-        invite = st.multiselect(t("resp_invite"), others, format_func=names.get)
+        invite = st.multiselect(t("resp_invite"), others, format_func=names.get,
+                                placeholder=t("pick_cities"))  # fmt: skip
         objectives = st.text_area(t("resp_objectives"), max_chars=1000, height=70)
         submitted = st.form_submit_button(t("resp_create"), type="primary")
     if not submitted:
