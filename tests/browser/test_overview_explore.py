@@ -15,6 +15,8 @@ def test_leader_overview_and_wall_mode(visit):
     page = visit.page
     assert page.get_by_text("全省态势总览").count() == 1
     assert page.get_by_test_id("stMetric").count() >= 6 + 16
+    # Vega-Lite loads its renderer lazily: wait for the first chart before counting.
+    page.get_by_test_id("stVegaLiteChart").first.wait_for(timeout=60_000)
     assert page.get_by_test_id("stVegaLiteChart").count() >= 2
     visit.shot("overview-leader")
     page.get_by_role("button", name="大屏模式").click()
@@ -30,7 +32,7 @@ def test_analyst_exports_and_auditor_traces_the_file(visit, browser, app_url):
     page.get_by_test_id("stSidebarNav").get_by_text("数据分析").click()
     visit.settle()
     assert page.get_by_text("警情数据分析").count() == 1
-    assert page.get_by_test_id("stDataFrame").count() >= 1
+    page.get_by_test_id("stDataFrame").first.wait_for(timeout=60_000)
     visit.shot("explore-analyst")
     page.get_by_role("button", name="生成导出文件").click()
     visit.settle()
