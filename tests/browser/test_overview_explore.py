@@ -13,8 +13,9 @@ pytestmark = pytest.mark.browser
 def test_leader_overview_and_wall_mode(visit):
     sign_in(visit, "leader")
     page = visit.page
+    # The first run after the server starts computes the overview cold: wait for it.
+    page.get_by_test_id("stMetric").nth(6 + 16 - 1).wait_for(timeout=60_000)
     assert page.get_by_text("全省态势总览").count() == 1
-    assert page.get_by_test_id("stMetric").count() >= 6 + 16
     # Vega-Lite loads its renderer lazily: wait for the first chart before counting.
     page.get_by_test_id("stVegaLiteChart").first.wait_for(timeout=60_000)
     assert page.get_by_test_id("stVegaLiteChart").count() >= 2
