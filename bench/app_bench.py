@@ -36,7 +36,9 @@ CADENCE_S = 5.0  # a live board's fragment refresh
 P95_GOAL_S = 1.0
 
 
-def _quiet_streamlit() -> None:
+def quiet_streamlit() -> None:
+    """Silence Streamlit's "no script run context" notes: pages and decks run here
+    outside `streamlit run`, thousands of times."""
     for name in [n for n in logging.root.manager.loggerDict if n.startswith("streamlit")]:
         logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -52,7 +54,7 @@ def _app_store(ctx: BenchContext) -> Iterator[None]:
     """Point the app's own Hub (`ui.hub.get_hub`) at the bench store, caches empty."""
     import streamlit as st
 
-    _quiet_streamlit()
+    quiet_streamlit()
     old = os.environ.get("HUB_DATABASE_URL")
     os.environ["HUB_DATABASE_URL"] = ctx.store.url.render_as_string(hide_password=False)
     st.cache_resource.clear()

@@ -8,7 +8,6 @@ as a dot — the same base layers, no aggregation.
 
 from __future__ import annotations
 
-import logging
 import statistics
 import time
 from datetime import timedelta
@@ -16,6 +15,7 @@ from datetime import timedelta
 import pandas as pd
 from sqlalchemy import select
 
+from bench.app_bench import quiet_streamlit
 from geo import layers as gl
 from hub.bench import BenchContext, Result, log, register
 from hub.models import City, Incident, User
@@ -67,9 +67,7 @@ def _naive(ctx: BenchContext, query: SituationQuery, names) -> tuple[float, int,
 
 @register("situation_map")
 def situation_map(ctx: BenchContext) -> list[Result]:
-    # The deck is built outside `streamlit run`: silence its "no script run context" notes.
-    for name in [n for n in logging.root.manager.loggerDict if n.startswith("streamlit")]:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_streamlit()  # the deck is built outside `streamlit run`
     hub = Hub(ctx.store, load_settings())
     with transaction(ctx.store) as session:
         who = principal_of(session.scalar(select(User).where(User.username == "commander.hf")))

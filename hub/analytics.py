@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from hub import kpi, quality, situation
 from hub import models as m
-from hub.codes import code_values, label
+from hub.codes import label
 from hub.security.errors import InputError
+from hub.selection import check_selection, incident_where, parse_utc_hours, utc_hour
 
 LOCAL_TZ = "Asia/Shanghai"
 DIMENSIONS = ("city", "district", "type", "severity", "day", "weekday", "hour")
@@ -107,26 +108,13 @@ def _check(q: ExploreQuery) -> None:
     bad = [d for d in dims if d not in DIMENSIONS]
     if bad:
         raise InputError("bad_filter", "unknown grouping", value=bad[0])
-    if set(q.types) - set(code_values("incident_type")):
-        raise InputError("bad_filter", "unknown incident type", value=",".join(q.types))
-    if set(q.severities) - {1, 2, 3, 4}:
-        raise InputError("bad_filter", "severity is 1 to 4", value=str(q.severities))
-    if q.start.tzinfo is None or q.end.tzinfo is None or q.start >= q.end:
-        raise InputError("window_order", "start must be before end")
-    if q.end - q.start > MAX_WINDOW:
-        raise InputError("window_too_long", "window too long", days=MAX_WINDOW.days)
+    check_selection(q, max_window=MAX_WINDOW)
 
 
 def _where(q: ExploreQuery, *, count_secret: bool) -> ColumnElement[bool]:
-    i = m.Incident
-    clauses = [i.ts >= q.start, i.ts < q.end]
-    for column, values in ((i.city_code, q.cities), (i.district_code, q.districts),
-                           (i.type_code, q.types), (i.severity, q.severities)):  # fmt: skip
-        if values:
-            clauses.append(column.in_(list(values)))
-    if not count_secret:
-        clauses.append(i.classification != "secret")
-    return and_(true(), *clauses)
+    if count_secret:
+        return incident_where(q)
+    return and_(incident_where(q), m.Incident.classification != "secret")
 
 
 def _dimension(session: Session, name: str) -> ColumnElement:
@@ -205,17 +193,14 @@ def labelled(session: Session, found: Exploration, lang: str = "zh") -> pd.DataF
 def _hourly(session: Session, where) -> pd.DataFrame:
     """Counts per city, type and UTC hour (`hour` as aware UTC timestamps)."""
     i = m.Incident
-    if session.get_bind().dialect.name == "sqlite":
-        hour = func.substr(i.ts, 1, 13)  # 'YYYY-MM-DD HH' of the stored UTC text
-    else:
-        hour = func.to_char(func.timezone(literal("UTC"), i.ts), literal("YYYY-MM-DD HH24"))
+    hour = utc_hour(session, i.ts)
     rows = session.execute(
         select(i.city_code, i.type_code, hour, func.count()).where(where)
         .group_by(i.city_code, i.type_code, hour)
         .execution_options(policy="aggregate")
     ).all()  # fmt: skip
     frame = pd.DataFrame(rows, columns=["city_code", "type_code", "hour", "count"])
-    frame["hour"] = pd.to_datetime(frame["hour"], format="%Y-%m-%d %H", utc=True)
+    frame["hour"] = parse_utc_hours(frame["hour"])
     return frame
 
 

@@ -18,21 +18,20 @@ megabytes on every rerun.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import h3
 import pandas as pd
-from sqlalchemy import ColumnElement, and_, func, literal, not_, select, true
+from sqlalchemy import ColumnElement, and_, func, not_, select
 from sqlalchemy.orm import Session
 
 from hub import models as m
-from hub.codes import code_values
 from hub.security import audit
 from hub.security.backstop import row_filter
 from hub.security.errors import InputError
 from hub.security.policy import Principal
+from hub.selection import check_selection, in_list, incident_where, parse_utc_hours, utc_hour
 
 # DESIGN §5: the operational picture is for commanders, investigators and analysts.
 SITUATION_ROLES = frozenset({"commander", "investigator", "analyst"})
@@ -160,58 +159,17 @@ def _check(query: SituationQuery) -> None:
     unknown_layers = set(query.layers) - set(LAYERS)
     if unknown_layers:
         raise InputError("bad_filter", "unknown layer", value=sorted(unknown_layers)[0])
-    unknown_types = set(query.types) - set(code_values("incident_type"))
-    if unknown_types:
-        raise InputError("bad_filter", "unknown incident type", value=sorted(unknown_types)[0])
-    if set(query.severities) - {1, 2, 3, 4}:
-        raise InputError("bad_filter", "severity is 1 to 4", value=str(query.severities))
-    if query.start.tzinfo is None or query.end.tzinfo is None:
-        raise InputError("window_order", "window times need a time zone")
-    if query.start >= query.end:
-        raise InputError("window_order", "start must be before end")
-    if query.end - query.start > MAX_WINDOW:
-        raise InputError("window_too_long", "window too long", days=MAX_WINDOW.days)
+    check_selection(query, max_window=MAX_WINDOW)
 
 
 # --- SQL pieces ------------------------------------------------------------------------
 
 
-def _in(column, values: Iterable) -> ColumnElement[bool]:
-    values = list(values)
-    return column.in_(values) if values else true()
-
-
 def _place(model, query: SituationQuery) -> ColumnElement[bool]:
-    clauses = [_in(model.city_code, query.cities)]
+    clauses = [in_list(model.city_code, query.cities)]
     if query.districts and hasattr(model, "district_code"):
         clauses.append(model.district_code.in_(query.districts))
     return and_(*clauses)
-
-
-def _incident_filter(query: SituationQuery) -> ColumnElement[bool]:
-    i = m.Incident
-    return and_(
-        i.ts >= query.start,
-        i.ts < query.end,
-        _place(i, query),
-        _in(i.type_code, query.types),
-        _in(i.severity, query.severities),
-    )
-
-
-def _hour(session: Session, column):
-    """The hour a timestamp falls in, as the backend can group by it cheaply."""
-    if session.get_bind().dialect.name == "sqlite":
-        return func.substr(column, 1, 13)  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC)
-    return func.date_trunc(literal("hour"), column)
-
-
-def _hours(values: pd.Series) -> pd.Series:
-    if values.empty:
-        return pd.Series([], dtype="datetime64[us, UTC]")
-    if isinstance(values.iloc[0], str):
-        return pd.to_datetime(values, format="%Y-%m-%d %H", utc=True)
-    return pd.to_datetime(values, utc=True)
 
 
 def _to_resolution(frame: pd.DataFrame, column: str, resolution: int) -> pd.Series:
@@ -245,11 +203,11 @@ def incident_hexes(session: Session, query: SituationQuery, *, count_secret: boo
     """
     i = m.Incident
     cell = i.h3_r8 if query.resolution >= 8 else i.h3_r7
-    keys = [cell, _hour(session, i.ts)] if query.by_hour else [cell]
+    keys = [cell, utc_hour(session, i.ts)] if query.by_hour else [cell]
     names = ["h3", "hour"] if query.by_hour else ["h3"]
     stmt = (
         select(*keys, func.count(), func.max(i.severity))
-        .where(_incident_filter(query))
+        .where(incident_where(query))
         .group_by(*keys)
         .execution_options(policy="aggregate")
     )
@@ -257,7 +215,7 @@ def incident_hexes(session: Session, query: SituationQuery, *, count_secret: boo
         stmt = stmt.where(i.classification != "secret")
     frame = _frame(session, stmt, [*names, "count", "max_severity"])
     if query.by_hour:
-        frame["hour"] = _hours(frame["hour"])
+        frame["hour"] = parse_utc_hours(frame["hour"])
     if frame.empty:
         return frame.astype({"count": "int64", "max_severity": "int64"})
     frame["h3"] = _to_resolution(frame, "h3", query.resolution)
@@ -286,7 +244,7 @@ _FEATURES: dict[str, tuple[type[m.Base], tuple[str, ...]]] = {
 def _layer_filter(layer: str, query: SituationQuery) -> ColumnElement[bool]:
     model, _ = _FEATURES[layer]
     if layer == "incidents":
-        return _incident_filter(query)
+        return incident_where(query)
     if layer == "help_requests":
         # Who still needs help: every unresolved request raised before the window ends,
         # however old. Closed ones are history (and tens of thousands of dots a week).

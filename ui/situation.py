@@ -23,7 +23,7 @@ from ui import map as hubmap
 from ui.errors import error_text
 from ui.i18n import lang, t
 from ui.reason import reason_form
-from ui.tables import LOCAL_TZ, localise
+from ui.tables import LOCAL_TZ, local_times, localise
 
 WINDOW_KEYS = ("1h", "6h", "24h", "7d", "custom")
 MODES = ("hexagons", "points", "heat")
@@ -98,18 +98,13 @@ def _code(table: str, values: pd.Series) -> pd.Series:
     return values.map(labels)
 
 
-def _local(ts: pd.Series) -> pd.Series:
-    """`local_time` for a whole column at once (thousands of points per rerun)."""
-    return pd.to_datetime(ts, utc=True).dt.tz_convert(LOCAL_TZ).dt.strftime("%m-%d %H:%M")
-
-
 def _points(sit: Situation, names: dict[str, str], upto: datetime | None) -> pd.DataFrame:
     p = sit.points
     if upto is not None:
         p = p[p.ts < upto]
     return p.assign(
         tip=_code("incident_type", p.type_code) + " · " + _code("severity", p.severity.astype(str))
-        + " · " + _local(p.ts) + " · " + p.city_code.map(names),
+        + " · " + local_times(p.ts) + " · " + p.city_code.map(names),
         color=p.severity.map(gl.SEVERITY_COLORS),
     )  # fmt: skip
 
@@ -155,7 +150,7 @@ def _help(sit: Situation, upto: datetime | None) -> pd.DataFrame:
     if upto is not None:
         h = h[h.ts < upto]
     return h.assign(tip=t("sit_layer_help_requests") + " · " + _code("help_kind", h.kind) + " · "
-                    + h.status + " · " + _local(h.ts))  # fmt: skip
+                    + h.status + " · " + local_times(h.ts))  # fmt: skip
 
 
 def _units(sit: Situation) -> pd.DataFrame:
