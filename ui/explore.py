@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from hub.analytics import DIMENSIONS, ExploreQuery
-from hub.codes import code_values, label
+from hub.codes import label
 from ui.i18n import lang, t
-from ui.situation import districts_of
+from ui.situation import districts_of, kind_filters, place_filters
 from ui.tables import LOCAL_TZ
 
 WINDOWS = {"7d": 7, "30d": 30, "90d": 90}
@@ -24,18 +24,9 @@ def query_bar(names: dict[str, str], now: datetime) -> ExploreQuery | None:
     kinds = {**{k: t(f"ex_window_{k}") for k in WINDOWS}, "custom": t("sit_window_custom")}
     kind = c[0].segmented_control(t("sit_window"), list(kinds), format_func=kinds.get,
                                   default="30d", key="ex_window") or "30d"  # fmt: skip
-    cities = c[1].multiselect(t("sit_cities"), list(names), format_func=names.get,
-                              placeholder=t("sit_all_province"), key="ex_cities")  # fmt: skip
-    dnames = districts_of(cities)
-    districts = c[2].multiselect(t("sit_districts"), list(dnames), format_func=dnames.get,
-                                 placeholder=t("sit_all"), key="ex_districts")  # fmt: skip
+    cities, districts = place_filters(c[1], c[2], names, "ex")
     with c[3].expander(t("ex_more_filters")):
-        types = st.multiselect(t("sit_types"), code_values("incident_type"),
-                               format_func=lambda v: label("incident_type", v, lang()),
-                               placeholder=t("sit_all"), key="ex_types")  # fmt: skip
-        sev = st.multiselect(t("sit_severity"), [1, 2, 3, 4],
-                             format_func=lambda v: label("severity", str(v), lang()),
-                             placeholder=t("sit_all"), key="ex_sev")  # fmt: skip
+        types, sev = kind_filters("ex")
     dims = {d: t(f"ex_dim_{d}") for d in DIMENSIONS}
     g = st.columns([4, 2, 6])
     rows = g[0].multiselect(t("ex_rows"), list(dims), format_func=dims.get, default=["city"],

@@ -37,6 +37,27 @@ def districts_of(cities: list[str]) -> dict[str, str]:
     return dict(zip(d.adcode, d.name, strict=True))
 
 
+def place_filters(city_col, district_col, names: dict[str, str], prefix: str):
+    """Cities, then the districts of the chosen cities (all of them when none is chosen)."""
+    cities = city_col.multiselect(t("sit_cities"), list(names), format_func=names.get,
+                                  placeholder=t("sit_all_province"), key=f"{prefix}_cities")  # fmt: skip
+    dnames = districts_of(cities)
+    districts = district_col.multiselect(t("sit_districts"), list(dnames), format_func=dnames.get,
+                                         placeholder=t("sit_all"), key=f"{prefix}_districts")  # fmt: skip
+    return cities, districts
+
+
+def kind_filters(prefix: str) -> tuple[list[str], list[int]]:
+    """Incident types and severities, labelled from the code tables."""
+    types = st.multiselect(t("sit_types"), code_values("incident_type"),
+                           format_func=lambda v: label("incident_type", v, lang()),
+                           placeholder=t("sit_all"), key=f"{prefix}_types")  # fmt: skip
+    sev = st.multiselect(t("sit_severity"), [1, 2, 3, 4],
+                         format_func=lambda v: label("severity", str(v), lang()),
+                         placeholder=t("sit_all"), key=f"{prefix}_sev")  # fmt: skip
+    return types, sev
+
+
 def _custom_window(now_local: datetime) -> tuple[datetime, datetime]:
     tz = ZoneInfo(LOCAL_TZ)
     c = st.columns(4)
@@ -60,18 +81,9 @@ def query_bar(names: dict[str, str], now: datetime) -> tuple[SituationQuery | No
                                   default="hexagons", key="sit_mode") or "hexagons"  # fmt: skip
     playback = c[2].toggle(t("sit_playback"), key="sit_playback")
     c = st.columns([3, 3, 4], vertical_alignment="bottom")
-    cities = c[0].multiselect(t("sit_cities"), list(names), format_func=names.get,
-                              placeholder=t("sit_all_province"), key="sit_cities")  # fmt: skip
-    dnames = districts_of(cities)
-    districts = c[1].multiselect(t("sit_districts"), list(dnames), format_func=dnames.get,
-                                 placeholder=t("sit_all"), key="sit_districts")  # fmt: skip
+    cities, districts = place_filters(c[0], c[1], names, "sit")
     with c[2].expander(t("sit_more_filters")):
-        types = st.multiselect(t("sit_types"), code_values("incident_type"),
-                                 format_func=lambda v: label("incident_type", v, lang()),
-                                 placeholder=t("sit_all"), key="sit_types")  # fmt: skip
-        sev = st.multiselect(t("sit_severity"), [1, 2, 3, 4],
-                               format_func=lambda v: label("severity", str(v), lang()),
-                               placeholder=t("sit_all"), key="sit_sev")  # fmt: skip
+        types, sev = kind_filters("sit")
         layer_names = {k: t(f"sit_layer_{k}") for k in LAYERS}
         layers = st.multiselect(t("sit_layers"), list(layer_names), format_func=layer_names.get,
                                   default=sorted(DEFAULT_LAYERS),
