@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session
 
 from hub.models import FeedBatch, FeedReject
 
+# Feeds are run by the platform admin and the provincial department (DESIGN §5).
+FEED_ROLES = frozenset({"admin", "province_approver"})
+
 BATCH_COLUMNS = [
     "id", "city_code", "dataset", "spec_name", "source_name", "status", "error_code",
     "rows_read", "rows_inserted", "rows_updated", "rows_unchanged", "rows_duplicate",

@@ -20,7 +20,16 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 import hub.security.backstop  # noqa: F401  (registers the row-filter listener)
-from hub import analytics, exports, overview, records, situation, trajectory, transparency
+from hub import (
+    analytics,
+    exports,
+    overview,
+    quality,
+    records,
+    situation,
+    trajectory,
+    transparency,
+)
 from hub.models import Alarm, AuditEntry, City, Review, User
 from hub.security import access, audit, identity
 from hub.security.alarms import thresholds_from
@@ -891,11 +900,11 @@ class Hub:
         )  # fmt: skip
 
     # --- feeds and quality ------------------------------------------------------------
-    # Feeds are run by the platform admin and the provincial department (DESIGN §5). Raw
-    # rejected rows are fragments of operational records: the province approver sees
-    # them as sent, the admin (who sees no records) with ID numbers and phones masked.
+    # Feeds are run by the roles in `quality.FEED_ROLES`. Raw rejected rows are fragments
+    # of operational records: the province approver sees them as sent, the admin (who
+    # sees no records) with ID numbers and phones masked.
 
-    FEED_ROLES = frozenset({"admin", "province_approver"})
+    FEED_ROLES = quality.FEED_ROLES
 
     def feed_specs(self, principal: Principal) -> dict[str, tuple[str, str, str]]:
         """Shipped specs: name -> (dataset, format, description)."""
@@ -927,15 +936,11 @@ class Hub:
     def feed_batches(
         self, principal: Principal, *, city: str = "", dataset: str = ""
     ) -> pd.DataFrame:
-        from hub import quality
-
         self._require(principal, self.FEED_ROLES)
         with self._session(principal) as session:
             return quality.batches(session, city=city or None, dataset=dataset or None)
 
     def quality_scorecard(self, principal: Principal) -> pd.DataFrame:
-        from hub import quality
-
         self._require(principal, self.FEED_ROLES)
         with self._session(principal) as session:
             return quality.scorecard(session, now=_now())
@@ -951,8 +956,6 @@ class Hub:
         self, principal: Principal, batch_id: int, *, limit: int = 1000
     ) -> pd.DataFrame:
         """Rejected rows of a batch with every reason (audited as a view)."""
-        from hub import quality
-
         self._require(principal, self.FEED_ROLES)
         with self._session(principal) as session:
             frame = quality.rejects(session, int(batch_id), limit=limit)
@@ -962,8 +965,6 @@ class Hub:
 
     def reject_file(self, principal: Principal, batch_id: int) -> bytes:
         """Every rejected row of a batch as CSV (audited as an export)."""
-        from hub import quality
-
         self._require(principal, self.FEED_ROLES)
         with self._session(principal) as session:
             frame = self._rejects_shown(

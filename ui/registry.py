@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hub.alerts import ALERT_ROLES
 from hub.analytics import EXPLORE_ROLES, OVERVIEW_ROLES
+from hub.quality import FEED_ROLES
 from hub.response import RESPONSE_ROLES
 from hub.security.access import REQUESTER_ROLES
 from hub.security.policy import AGGREGATE_ROLES, AUDIT_ROLES
@@ -16,9 +17,6 @@ LOOKUP_ROLES = frozenset(
     {"officer", "investigator", "city_approver", "province_approver", "commander"}
 )
 REQUEST_ROLES = REQUESTER_ROLES
-# Feeds and quality: the platform admin and the provincial department (DESIGN §5); the
-# hub enforces it (Hub.FEED_ROLES), this only keeps the pages out of other navigation.
-FEED_ROLES = frozenset({"admin", "province_approver"})
 
 ROOT = Path(__file__).resolve().parent.parent
 
