@@ -211,7 +211,14 @@ def display_features(
     """
     if tolerance_deg < 0:
         raise ValueError(f"tolerance_deg must be >= 0, got {tolerance_deg}")
-    frame = _resolve(boundaries).level(level)
+    # Simplifying takes 5-30 ms a level and every map rerun draws one: done once, kept
+    # as text, and each caller gets its own copy to decorate.
+    return json.loads(_display_json(level, tolerance_deg, _resolve(boundaries)))
+
+
+@lru_cache(maxsize=32)
+def _display_json(level: str, tolerance_deg: float, boundaries: Boundaries) -> str:
+    frame = boundaries.level(level)
     simplified = shapely.set_precision(
         shapely.simplify(frame.geometry.values, tolerance_deg, preserve_topology=True),
         grid_size=1e-5,
@@ -229,7 +236,7 @@ def display_features(
                 "geometry": json.loads(shapely.to_geojson(geometry)),
             }
         )
-    return {"type": "FeatureCollection", "features": features}
+    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False)
 
 
 def label_points(level: str, boundaries: Boundaries | None = None) -> pd.DataFrame:

@@ -266,8 +266,8 @@ def ramp_colors(counts: pd.Series, alpha: int = 190) -> list[list[int]]:
     pos = np.log1p(values) / np.log1p(top) * (len(_RAMP) - 1)
     lo = np.clip(np.floor(pos).astype(int), 0, len(_RAMP) - 2)
     frac = (pos - lo)[:, None]
-    rgb = _RAMP[lo] * (1 - frac) + _RAMP[lo + 1] * frac
-    return [[int(r), int(g), int(b), alpha] for r, g, b in rgb.round()]
+    rgb = (_RAMP[lo] * (1 - frac) + _RAMP[lo + 1] * frac).round().astype(int)
+    return np.column_stack([rgb, np.full(len(rgb), alpha)]).tolist()
 
 
 def hex_layer(cells: pd.DataFrame, *, layer_id: str = "incident-hexes") -> pdk.Layer:

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import h3
 import pandas as pd
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
+from geo.cells import text_parents
 from hub import kpi, quality, situation
 from hub import models as m
 from hub.codes import label
@@ -164,8 +164,8 @@ def explore(session: Session, q: ExploreQuery, *, count_secret: bool) -> Explora
         columns=["h3", "count"],
     )  # fmt: skip
     if len(cells) and len(q.cities) != 1 and not q.districts:  # province: coarser cells
-        parents = {c: h3.cell_to_parent(c, 6) for c in cells.h3.unique()}
-        cells = cells.assign(h3=cells.h3.map(parents)).groupby("h3", as_index=False)["count"].sum()
+        parents = text_parents(cells.h3.to_numpy(dtype=object), 6)
+        cells = cells.assign(h3=parents).groupby("h3", as_index=False)["count"].sum()
     return Exploration(q, table, int(table["count"].sum()) if len(table) else 0, daily, how, cells)
 
 

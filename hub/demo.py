@@ -14,13 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-import h3
 import numpy as np
 import pandas as pd
 import shapely
 from shapely.geometry import LineString, Point
 from sqlalchemy import Engine, Table, delete, func, select
 
+from geo import cells
 from geo.adjacency import city_adjacency
 from geo.assign import assign_city_district, random_points_in
 from geo.boundaries import load_boundaries
@@ -165,9 +165,8 @@ def _local_times(
 
 
 def _h3(lat: np.ndarray, lon: np.ndarray) -> tuple[list[str], list[str]]:
-    r8 = [h3.latlng_to_cell(a, o, 8) for a, o in zip(lat.tolist(), lon.tolist(), strict=True)]
-    r7 = [h3.cell_to_parent(c, 7) for c in r8]
-    return r7, r8
+    r8 = cells.from_points(lat, lon, 8)
+    return cells.to_text(cells.parents(r8, 7)).tolist(), cells.to_text(r8).tolist()
 
 
 def _classify(n: int, p: dict[str, float], rng: np.random.Generator) -> np.ndarray:

@@ -213,7 +213,17 @@ class FeedReject(Base):
 class Incident(Record, InDistrict, Base):
     __tablename__ = "incidents"
     __extra_args__ = (
-        Index("ix_incidents_ts_lon_lat", "ts", "lon", "lat"),
+        # Time windows (with a bounding box) and, covered, the situation map's counts.
+        Index(
+            "ix_incidents_ts_covering",
+            "ts",
+            "lon",
+            "lat",
+            "h3_r7",
+            "severity",
+            "classification",
+            "city_code",
+        ),
         Index("ix_incidents_city_code_ts", "city_code", "ts"),
         Index("ix_incidents_h3_r7_ts", "h3_r7", "ts"),
         CheckConstraint("severity BETWEEN 1 AND 4", name="severity"),

@@ -23,9 +23,10 @@ from datetime import UTC, datetime, timedelta
 
 import h3
 import pandas as pd
-from sqlalchemy import ColumnElement, and_, func, not_, select
+from sqlalchemy import ColumnElement, and_, case, func, not_, select
 from sqlalchemy.orm import Session
 
+from geo.cells import text_parents
 from hub import models as m
 from hub.security import audit
 from hub.security.backstop import row_filter
@@ -177,8 +178,7 @@ def _to_resolution(frame: pd.DataFrame, column: str, resolution: int) -> pd.Seri
     cells = frame[column]
     if cells.empty or h3.get_resolution(cells.iloc[0]) == resolution:
         return cells
-    parents = {c: h3.cell_to_parent(c, resolution) for c in cells.unique()}
-    return cells.map(parents)
+    return pd.Series(text_parents(cells.to_numpy(dtype=object), resolution), index=cells.index)
 
 
 def _frame(session: Session, stmt, columns: list[str]) -> pd.DataFrame:
@@ -193,37 +193,46 @@ def _frame(session: Session, stmt, columns: list[str]) -> pd.DataFrame:
 # --- the answer ---------------------------------------------------------------------------
 
 
-def incident_hexes(session: Session, query: SituationQuery, *, count_secret: bool) -> pd.DataFrame:
+def incident_hexes(
+    session: Session, query: SituationQuery, *, count_secret: bool,
+    openable: ColumnElement[bool] | None = None,
+) -> pd.DataFrame:  # fmt: skip
     """Incident counts per H3 cell (and hour, for playback) — an aggregate over every
     matching incident.
 
     The row filter is bypassed on purpose (DESIGN §4: counts may include what the viewer
     cannot open); only cell, hour, count and the highest severity leave the store.
-    Columns: h3, count, max_severity, and hour (UTC) when `query.by_hour`.
+    Columns: h3, count, max_severity, and hour (UTC) when `query.by_hour`; with
+    `openable` (the viewer's row filter) also `hidden`, the count of matching incidents
+    the viewer may not open, taken in the same pass (the time index covers the columns
+    of the filter, so no row of the table is read).
     """
     i = m.Incident
     cell = i.h3_r8 if query.resolution >= 8 else i.h3_r7
     keys = [cell, utc_hour(session, i.ts)] if query.by_hour else [cell]
     names = ["h3", "hour"] if query.by_hour else ["h3"]
+    values = ["count", "max_severity"]
+    aggregates = [func.count(), func.max(i.severity)]
+    if openable is not None:
+        values.append("hidden")
+        aggregates.append(func.sum(case((openable, 0), else_=1)))
     stmt = (
-        select(*keys, func.count(), func.max(i.severity))
+        select(*keys, *aggregates)
         .where(incident_where(query))
         .group_by(*keys)
         .execution_options(policy="aggregate")
     )
     if not count_secret:
         stmt = stmt.where(i.classification != "secret")
-    frame = _frame(session, stmt, [*names, "count", "max_severity"])
+    frame = _frame(session, stmt, [*names, *values])
     if query.by_hour:
         frame["hour"] = parse_utc_hours(frame["hour"])
+    types = dict.fromkeys(values, "int64")
     if frame.empty:
-        return frame.astype({"count": "int64", "max_severity": "int64"})
+        return frame.astype(types)
     frame["h3"] = _to_resolution(frame, "h3", query.resolution)
-    return (
-        frame.groupby(names, as_index=False, sort=True)
-        .agg(count=("count", "sum"), max_severity=("max_severity", "max"))
-        .astype({"count": "int64", "max_severity": "int64"})
-    )
+    sums = {v: (v, "max" if v == "max_severity" else "sum") for v in values}
+    return frame.groupby(names, as_index=False, sort=True).agg(**sums).astype(types)
 
 
 _FEATURES: dict[str, tuple[type[m.Base], tuple[str, ...]]] = {
@@ -267,23 +276,26 @@ def _features(
     *,
     limit: int | None,
     count_secret: bool,
-    counted: int | None = None,
+    counted: tuple[int, int] | None = None,
 ) -> tuple[pd.DataFrame | None, int, int]:
     """(openable rows or None past `limit`, openable count, hidden count) for one layer.
 
-    `counted` is the aggregate count of the same selection (the hexagons' total), when
-    known: what the viewer may open is then that minus the hidden count, and past the
-    limit no row is read at all.
+    `counted` is (total, hidden) of the same selection from the aggregate pass (the
+    hexagons), when known: what the viewer may open is then total minus hidden, and
+    past the limit no row is read at all.
     """
     model, columns = _FEATURES[layer]
     where = _layer_filter(layer, query)
-    allowed = row_filter(session, principal, model, session.info.get("grants", ()))
-    hidden_stmt = select(func.count()).select_from(model).where(where, not_(allowed))
-    if not count_secret:
-        hidden_stmt = hidden_stmt.where(model.classification != "secret")
-    hidden = session.scalar(hidden_stmt.execution_options(policy="aggregate")) or 0
-    if limit is not None and counted is not None and counted - hidden > limit:
-        return None, counted - hidden, hidden
+    allowed = _openable(session, principal, model)
+    if counted is not None:
+        hidden = counted[1]
+    else:
+        hidden_stmt = select(func.count()).select_from(model).where(where, not_(allowed))
+        if not count_secret:
+            hidden_stmt = hidden_stmt.where(model.classification != "secret")
+        hidden = session.scalar(hidden_stmt.execution_options(policy="aggregate")) or 0
+    if limit is not None and counted is not None and counted[0] - hidden > limit:
+        return None, counted[0] - hidden, hidden
     stmt = select(*(getattr(model, c) for c in columns)).where(where, allowed)
     if layer in ("incidents", "help_requests"):
         stmt = stmt.order_by(model.ts)
@@ -293,6 +305,10 @@ def _features(
     if limit is not None and len(frame) > limit:
         return None, len(frame), hidden
     return frame, len(frame), hidden
+
+
+def _openable(session: Session, principal: Principal, model) -> ColumnElement[bool]:
+    return row_filter(session, principal, model, session.info.get("grants", ()))
 
 
 def freshness(session: Session, now: datetime) -> pd.DataFrame:
@@ -331,7 +347,13 @@ def situation(
         `window_order`, `window_too_long` or `bad_filter` for a query that makes no sense.
     """
     _check(query)
-    hexes = incident_hexes(session, query, count_secret=count_secret)
+    want_points = "incidents" in query.layers and query.points
+    hexes = incident_hexes(
+        session, query, count_secret=count_secret,
+        openable=_openable(session, principal, m.Incident) if want_points else None,
+    )  # fmt: skip
+    counted = (int(hexes["count"].sum()), int(hexes["hidden"].sum())) if want_points else None
+    hexes = hexes.drop(columns="hidden", errors="ignore")  # the total is enough
     empty = {layer: pd.DataFrame(columns=list(cols)) for layer, (_, cols) in _FEATURES.items()}
     shown: dict[str, pd.DataFrame] = {}
     hidden: dict[str, int] = {}
@@ -340,10 +362,9 @@ def situation(
         if layer not in query.layers or (layer == "incidents" and not query.points):
             continue
         limit = POINT_LIMIT if layer == "incidents" else None
-        counted = int(hexes["count"].sum()) if layer == "incidents" else None
         frame, n, hidden[layer] = _features(
             session, principal, layer, query, limit=limit, count_secret=count_secret,
-            counted=counted,
+            counted=counted if layer == "incidents" else None,
         )  # fmt: skip
         if layer == "incidents":
             points, openable = frame, n

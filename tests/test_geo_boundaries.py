@@ -157,6 +157,14 @@ def test_display_features_small_and_valid(boundaries: Boundaries, level: str, co
         assert not any("name_en" in f["properties"] for f in collection["features"])
 
 
+def test_display_features_are_simplified_once_and_each_caller_gets_a_copy() -> None:
+    first = display_features("city")
+    first["features"][0]["properties"]["fill"] = [1, 2, 3, 4]  # as city_layer decorates
+    again = display_features("city")
+    assert "fill" not in again["features"][0]["properties"]
+    assert again == display_features("city")
+
+
 def test_display_features_rejects_unknown_level() -> None:
     with pytest.raises(ValueError, match="county"):
         display_features("county")

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from geo import layers as gl
 from hub import situation as sit
 from hub.models import AuditEntry, FeedBatch, HelpRequest, Incident
+from hub.security.backstop import row_filter
 from hub.security.errors import AccessDenied, InputError
 from hub.security.policy import decide, relation
 from hub.service import Hub
@@ -157,6 +158,48 @@ def test_filters_narrow_the_counts(env) -> None:
                       Incident.classification != "secret")  # fmt: skip
     assert s.total_incidents == expected > 0
     assert set(s.points.type_code) == {"theft"} and set(s.points.severity) <= {1, 2}
+
+
+def test_openable_count_comes_from_the_same_pass_as_the_hexagons(env) -> None:
+    _, who, engine = env
+    viewer = who["investigator.cz"]
+    with session_factory(engine)() as s:
+        allowed = row_filter(s, viewer, Incident)
+        cells = sit.incident_hexes(s, WEEK, count_secret=False, openable=allowed)
+        hidden = s.scalar(
+            select(func.count()).select_from(Incident)
+            .where(*_in_week(), Incident.classification != "secret", ~allowed)
+            .execution_options(policy="aggregate")
+        )  # fmt: skip
+    assert cells["hidden"].sum() == hidden > 0
+    assert (cells["hidden"] <= cells["count"]).all()
+
+
+def test_the_hexagon_aggregate_reads_the_time_index_alone(tmp_path_factory) -> None:
+    """SQLite answers the province count from the covering time index: no table row is
+    read, which is what keeps a 7-day province rerun within its budget."""
+    from sqlalchemy import event
+
+    engine = seeded_copy("sqlite", tmp_path_factory)
+    seen: list[tuple[str, tuple]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "GROUP BY" in statement and "incidents" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with session_factory(engine)() as s:
+            viewer = principal(engine, "investigator.cz")
+            sit.incident_hexes(s, WEEK, count_secret=False,
+                               openable=row_filter(s, viewer, Incident))  # fmt: skip
+        statement, parameters = seen[-1]
+        with engine.connect() as conn:
+            plan = " ".join(r[-1] for r in conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", parameters))  # fmt: skip
+    finally:
+        engine.dispose()
+    assert "COVERING INDEX ix_incidents_ts_covering" in plan, plan
 
 
 # --- resolution follows the selection ---------------------------------------------------

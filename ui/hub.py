@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import gc
+
 import streamlit as st
 
+from geo.boundaries import display_features
 from hub.service import Hub
 
 
 @st.cache_resource(show_spinner=False)
 def get_hub() -> Hub:
-    return Hub.from_settings()
+    hub = Hub.from_settings()
+    settle_heap()
+    return hub
+
+
+def settle_heap() -> None:
+    """Once per process, after start-up: load what every map needs, then move all that is
+    alive into the collector's permanent generation (`gc.freeze`).
+
+    Libraries, boundaries and code tables live as long as the process, yet a full
+    collection would walk all of them again whenever a rerun allocates many small
+    objects (a query of tens of thousands of rows does): on the province store that
+    added 0.1 s to one situation-map rerun in three. Frozen objects are never scanned;
+    garbage made later is collected as before.
+    """
+    for level in ("province", "city", "district"):
+        display_features(level)
+    gc.collect()
+    gc.freeze()

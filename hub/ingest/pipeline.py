@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from typing import BinaryIO
 
-import h3
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -32,6 +31,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from geo import cells
 from geo.assign import assign_city_district
 from geo.boundaries import load_boundaries
 from geo.coords import convert
@@ -329,21 +329,9 @@ def _validate(std: pd.DataFrame, spec: Spec, ds: Dataset, now: datetime,
 
 
 def _h3_cells(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """H3 cells at resolutions 7 and 8 as text: r8 from h3, r7 by setting the bits of its
-    parent (resolution field and the eighth digit) instead of a second call per point."""
-    cell = h3.api.basic_int.latlng_to_cell
-    r8 = np.fromiter(map(cell, lat.tolist(), lon.tolist(), repeat(8)), np.uint64, len(lat))
-    res = np.uint64(0xF) << np.uint64(52)
-    r7 = (r8 & ~res) | (np.uint64(7) << np.uint64(52)) | (np.uint64(7) << np.uint64(21))
-    return _hex(r7), _hex(r8)
-
-
-def _hex(cells: np.ndarray) -> np.ndarray:
-    """uint64 cells as 15-character lower-case hex, vectorised."""
-    shifts = np.arange(56, -1, -4, dtype=np.uint64)  # 15 nibbles, most significant first
-    nibbles = ((cells[:, None] >> shifts) & np.uint64(0xF)).astype(np.uint8)
-    chars = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[nibbles]
-    return chars.view("S15").ravel().astype("U15")
+    """H3 cells at resolutions 7 and 8 as text: r8 from h3, r7 as its parent."""
+    r8 = cells.from_points(lat, lon, 8)
+    return cells.to_text(cells.parents(r8, 7)), cells.to_text(r8)
 
 
 def _locate(typed: dict[str, pd.Series], spec: Spec, city: str, p: _Problems, city_shape) -> None:
