@@ -28,6 +28,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -365,11 +366,23 @@ class Unit(Record, InDistrict, Base):
     status_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+UNRESOLVED = text("status <> 'closed'")  # written as a literal so a partial index can match
+
+
 class HelpRequest(Record, InDistrict, Base):
     """A public request for help (群众求助)."""
 
     __tablename__ = "help_requests"
-    __extra_args__ = (Index("ix_help_requests_city_code_ts", "city_code", "ts"),)
+    __extra_args__ = (
+        Index("ix_help_requests_city_code_ts", "city_code", "ts"),
+        # Who still needs help: a few hundred unresolved among many thousand closed.
+        Index(
+            "ix_help_requests_unresolved_ts",
+            "ts",
+            sqlite_where=UNRESOLVED,
+            postgresql_where=UNRESOLVED,
+        ),  # fmt: skip
+    )
 
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="open")

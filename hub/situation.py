@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import h3
 import pandas as pd
-from sqlalchemy import ColumnElement, and_, case, func, not_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, not_, select
 from sqlalchemy.orm import Session
 
 from geo.cells import text_parents
@@ -257,7 +257,10 @@ def _layer_filter(layer: str, query: SituationQuery) -> ColumnElement[bool]:
     if layer == "help_requests":
         # Who still needs help: every unresolved request raised before the window ends,
         # however old. Closed ones are history (and tens of thousands of dots a week).
-        return and_(model.status != "closed", model.ts < query.end, _place(model, query))
+        # The value is written into the SQL so the partial index of unresolved requests
+        # (`ix_help_requests_unresolved_ts`) can be matched to it.
+        unresolved = model.status != literal_column("'closed'")
+        return and_(unresolved, model.ts < query.end, _place(model, query))
     if layer == "risk_zones":
         # Zones in force at any moment of the window.
         return and_(

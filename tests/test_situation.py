@@ -175,31 +175,31 @@ def test_openable_count_comes_from_the_same_pass_as_the_hexagons(env) -> None:
     assert (cells["hidden"] <= cells["count"]).all()
 
 
-def test_the_hexagon_aggregate_reads_the_time_index_alone(tmp_path_factory) -> None:
-    """SQLite answers the province count from the covering time index: no table row is
-    read, which is what keeps a 7-day province rerun within its budget."""
+def test_a_rerun_reads_indexes_not_whole_tables(tmp_path_factory) -> None:
+    """On SQLite the province counts come from the covering time index alone (no table
+    row read) and the unresolved help requests from their partial index: what keeps a
+    7-day province rerun within its budget."""
     from sqlalchemy import event
 
     engine = seeded_copy("sqlite", tmp_path_factory)
     seen: list[tuple[str, tuple]] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany) -> None:
-        if "GROUP BY" in statement and "incidents" in statement:
-            seen.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", capture)
+    event.listen(engine, "before_cursor_execute",
+                 lambda conn, cur, stmt, params, ctx, many: seen.append((stmt, params)))  # fmt: skip
     try:
-        with session_factory(engine)() as s:
-            viewer = principal(engine, "investigator.cz")
-            sit.incident_hexes(s, WEEK, count_secret=False,
-                               openable=row_filter(s, viewer, Incident))  # fmt: skip
-        statement, parameters = seen[-1]
+        Hub(engine, load_settings()).situation(
+            principal(engine, "investigator.cz"), WEEK, now=ANCHOR
+        )
         with engine.connect() as conn:
-            plan = " ".join(r[-1] for r in conn.exec_driver_sql(
-                f"EXPLAIN QUERY PLAN {statement}", parameters))  # fmt: skip
+            plans = {
+                stmt: " ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {stmt}", params))
+                for stmt, params in seen if stmt.lstrip().startswith("SELECT")
+            }  # fmt: skip
     finally:
         engine.dispose()
-    assert "COVERING INDEX ix_incidents_ts_covering" in plan, plan
+    hexes = [p for q, p in plans.items() if "GROUP BY" in q and "FROM incidents" in q]
+    helps = [p for q, p in plans.items() if "FROM help_requests" in q]
+    assert hexes and all("COVERING INDEX ix_incidents_ts_covering" in p for p in hexes), hexes
+    assert helps and all("ix_help_requests_unresolved_ts" in p for p in helps), helps
 
 
 # --- resolution follows the selection ---------------------------------------------------
