@@ -306,3 +306,43 @@ def test_repeats_are_found_across_chunks_and_within_one(store, monkeypatch):
     n = len(lines)
     assert [x["code"] for x in reasons[n - 2]] == ["outside_province"]
     assert reasons[n - 3] == [{"code": "conflicting_duplicate", "field": "source_id", "value": "3"}]
+
+
+def test_a_store_error_on_the_writer_thread_stores_nothing(store, monkeypatch):
+    """Chunks are written on a thread while the next is checked: a refusal there (the
+    third chunk here) still fails the whole feed, with nothing but the failed batch kept."""
+    from sqlalchemy.exc import IntegrityError
+
+    from hub.ingest import pipeline, readers
+
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 2000)  # a dozen rows per chunk
+    before = counts(store)
+    calls = []
+    real_insert = pipeline._Writer.insert
+
+    def refusing(self, frame):
+        calls.append(len(frame))
+        if len(calls) == 3:
+            raise IntegrityError("INSERT", {}, Exception("disk says no"))
+        real_insert(self, frame)
+
+    monkeypatch.setattr(pipeline._Writer, "insert", refusing)
+    with pytest.raises(FeedError) as err:
+        run(store, HEFEI.read_bytes())
+    assert err.value.code == "store_refused" and "disk says no" in str(err.value)
+    assert len(calls) >= 3, "several chunks were written before the refusal"
+    assert counts(store) == before
+    batch = last_batch(store)
+    assert (batch.status, batch.error_code) == ("failed", "store_refused")
+
+
+def test_rows_of_a_chunk_are_stored_in_time_order(store):
+    """Time order makes the time-led indexes cheap to build; the rows are all there."""
+    r = run(store, HEFEI.read_bytes())
+    with transaction(store) as s:
+        rows = s.execute(
+            select(m.Incident.ts).where(m.Incident.source_batch_id == r.batch_id)
+            .order_by(m.Incident.id).execution_options(policy="validation")
+        ).scalars().all()  # fmt: skip
+    assert len(rows) == r.rows_inserted > 10
+    assert rows == sorted(rows)

@@ -17,6 +17,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
@@ -584,6 +585,8 @@ class _Run:
         self.w, self.started = writer, started
         self.tally = _Tally()
         self.seen = _Seen()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-write")
+        self.pending: Future | None = None
         b = load_boundaries()
         self.city_shape = b.cities.set_index("adcode").geometry.get(city)
         self.districts = set(b.districts.loc[b.districts["parent_adcode"] == city, "adcode"])
@@ -653,19 +656,48 @@ class _Run:
         exists = self.w.split_existing(good["source_id"])
         fresh, known = good[~exists], good[exists]
         if len(known):
+            self.drain()  # the store is read: the previous chunk's write must be in
             changed = self.w.changed(known)
             tally.unchanged += int((~changed).sum())
             known = known[changed].drop(columns=["created_at"])
-        t2 = time.perf_counter()
-        tally.timings["compare"] += t2 - t1
-        self.w.insert(fresh)
-        self.w.update(known)
-        self.w.rejects(rejects)
+        tally.timings["compare"] += time.perf_counter() - t1
+        if self.ds.time_field in fresh:
+            # Rows in time order: the time-led indexes then build from sorted runs,
+            # about twice as fast as from a file's arbitrary order.
+            fresh = fresh.sort_values(self.ds.time_field, kind="stable")
         # Keys inserted by this batch need not join `existing`: they are in `seen`, so a
         # later row with one of them is a duplicate or a conflict, never an update.
         tally.inserted += len(fresh)
         tally.updated += len(known)
-        tally.timings["write"] += time.perf_counter() - t2
+        self.drain()
+        self.pending = self.pool.submit(self._write, fresh, known, rejects)
+
+    def _write(self, fresh: pd.DataFrame, known: pd.DataFrame, rejects: list) -> None:
+        """One chunk into the store, on the writer thread while the next chunk is read and
+        checked: the database works outside the interpreter lock, so the two overlap."""
+        started = time.perf_counter()
+        self.w.insert(fresh)
+        self.w.update(known)
+        self.w.rejects(rejects)
+        self.tally.timings["write"] += time.perf_counter() - started
+
+    def drain(self) -> None:
+        """Wait for the chunk being written; its error, if any, is raised here."""
+        if self.pending is not None:
+            started = time.perf_counter()
+            pending, self.pending = self.pending, None
+            try:
+                pending.result()
+            finally:
+                self.tally.timings["write_wait"] += time.perf_counter() - started
+
+    def close(self) -> None:
+        """No write left running (before a commit or a rollback), then no thread."""
+        try:
+            if self.pending is not None:
+                wait([self.pending])
+        finally:
+            self.pool.shutdown(wait=True)
 
     def _records(
         self, typed: dict[str, pd.Series], keys: pd.Series, n: int, p: _Problems
@@ -862,19 +894,23 @@ def _ingest(conn, session, report, spec, ds, source, digest, cipher, principal, 
     run = _Run(spec, ds, report.city_code, cipher, now, writer, now)
     chunks = read_chunks(source, spec)
     first = True
-    while True:
-        t0 = time.perf_counter()
-        chunk = next(chunks, None)
-        run.tally.timings["read"] += time.perf_counter() - t0
-        if chunk is None:
-            break
-        if first:
-            rows = len(chunk.frame) + len(chunk.problems)
-            writer.maybe_drop_indexes(rows / max(chunk.fraction, 1e-9))
-            first = False
-        run.chunk(chunk)
-        if progress:
-            progress(chunk.fraction, run.tally.read)
+    try:
+        while True:
+            t0 = time.perf_counter()
+            chunk = next(chunks, None)
+            run.tally.timings["read"] += time.perf_counter() - t0
+            if chunk is None:
+                break
+            if first:
+                rows = len(chunk.frame) + len(chunk.problems)
+                writer.maybe_drop_indexes(rows / max(chunk.fraction, 1e-9))
+                first = False
+            run.chunk(chunk)
+            if progress:
+                progress(chunk.fraction, run.tally.read)
+        run.drain()
+    finally:
+        run.close()
     t0 = time.perf_counter()
     writer.rebuild_indexes()
     writer.check_foreign_keys()
