@@ -346,3 +346,35 @@ def test_rows_of_a_chunk_are_stored_in_time_order(store):
         ).scalars().all()  # fmt: skip
     assert len(rows) == r.rows_inserted > 10
     assert rows == sorted(rows)
+
+
+def test_a_first_big_load_builds_indexes_and_keys_once_and_keeps_them(store, monkeypatch):
+    """A load larger than its table drops the indexes (and on PostgreSQL the foreign
+    keys), writes, and builds them back: afterwards the table has all of them."""
+    from sqlalchemy import inspect
+
+    from hub.ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "REBUILD_ROWS", 10)
+    dropped = []
+    real_drop = pipeline._Writer.maybe_drop_indexes
+
+    def spy(self, expected_rows):
+        real_drop(self, expected_rows)
+        dropped.append((len(self.indexes), len(self.foreign_keys)))
+
+    monkeypatch.setattr(pipeline._Writer, "maybe_drop_indexes", spy)
+    r = run(store, HEFEI.read_bytes())
+    assert r.rows_inserted > 200
+    table = m.Incident.__table__
+    pg = store.dialect.name == "postgresql"
+    assert dropped == [(len(table.indexes), len(table.foreign_key_constraints) if pg else 0)]
+    found = inspect(store)
+    assert {ix["name"] for ix in found.get_indexes("incidents")} == {
+        ix.name for ix in table.indexes
+    }
+    assert {fk["name"] for fk in found.get_foreign_keys("incidents")} == {
+        fk.name for fk in table.foreign_key_constraints
+    }
+    again = run(store, HEFEI.read_bytes())
+    assert again.status == "unchanged" and again.rows_unchanged == r.rows_inserted

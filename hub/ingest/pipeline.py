@@ -31,13 +31,14 @@ import shapely
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from geo import cells
 from geo.assign import assign_city_district
 from geo.boundaries import load_boundaries
 from geo.coords import convert
 from hub import models as m
-from hub.bulk import write_frame
+from hub.bulk import before_index_build, write_frame
 from hub.codes import code_values
 from hub.ingest.datasets import Dataset, dataset
 from hub.ingest.readers import LAT, LON, Chunk, read_chunks
@@ -431,23 +432,39 @@ class _Writer:
         self.existing: dict[str, int] = dict(rows.all())
         self.table_rows = conn.execute(select(func.count()).select_from(t)).scalar_one()
         self.indexes: list = []
+        self.foreign_keys: list = []
         self.compare = [c for c in _table_columns(ds)
                         if c not in ("created_at", "updated_at", "source_batch_id")
                         and not c.endswith("_enc")]  # fmt: skip
 
     def maybe_drop_indexes(self, expected_rows: float) -> None:
-        """SQLite: a big load into a smaller table builds its indexes once at the end."""
-        sqlite = self.conn.dialect.name == "sqlite"
-        if sqlite and expected_rows >= REBUILD_ROWS and expected_rows >= self.table_rows:
-            self.indexes = sorted(self.ds.table.indexes, key=lambda ix: ix.name)
-            for ix in self.indexes:
-                ix.drop(self.conn)
+        """A big load into a smaller table builds its indexes once at the end, from sorted
+        input, instead of inserting every row into every index.
+
+        PostgreSQL also drops the table's foreign keys, which it checks with a trigger
+        per row (half the time of a load), and adds them back at the end, validated in
+        one join each (as pg_restore does). Dropping takes the table's exclusive lock
+        until the commit: readers of this table wait for the load. That is the price of
+        a first load, which this is (the file is larger than the table).
+        """
+        if expected_rows < REBUILD_ROWS or expected_rows <= self.table_rows:
+            return
+        self.indexes = sorted(self.ds.table.indexes, key=lambda ix: ix.name)
+        for ix in self.indexes:
+            ix.drop(self.conn)
+        if self.conn.dialect.name == "postgresql":
+            self.foreign_keys = sorted(self.ds.table.foreign_key_constraints,
+                                       key=lambda fk: fk.name)  # fmt: skip
+            for fk in self.foreign_keys:
+                self.conn.execute(DropConstraint(fk))
 
     def rebuild_indexes(self) -> None:
         if self.indexes:
-            self.conn.exec_driver_sql("PRAGMA threads=2")
+            before_index_build(self.conn)
         for ix in self.indexes:
             ix.create(self.conn)
+        for fk in self.foreign_keys:
+            self.conn.execute(AddConstraint(fk))
 
     def split_existing(self, keys: pd.Series) -> np.ndarray:
         if not self.existing:
