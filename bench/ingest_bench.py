@@ -61,17 +61,23 @@ def incident_csv(path, n: int, seed: int = 7) -> None:
     ).to_csv(path, index=False)
 
 
+def _raw(engine) -> sqlite3.Connection:
+    """The engine's database on a plain driver connection, as the store opens it."""
+    path = engine.url.database
+    engine.dispose()
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    return con
+
+
 def _bare_executemany(src, dst_engine) -> tuple[int, float]:
     """The rows the ingest stored, re-inserted with one `executemany` into an empty copy."""
     with sqlite3.connect(src) as con:
         cols = [r[1] for r in con.execute("PRAGMA table_info(incidents)") if r[1] != "id"]
         rows = con.execute(f"SELECT {', '.join(cols)} FROM incidents").fetchall()  # noqa: S608 - names from the schema
-    dst = dst_engine.url.database
-    dst_engine.dispose()
-    con = sqlite3.connect(dst, isolation_level=None)
+    con = _raw(dst_engine)
     try:
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
         marks = ", ".join("?" * len(cols))
         sql = f"INSERT INTO incidents ({', '.join(cols)}) VALUES ({marks})"  # noqa: S608 - schema names
         started = time.perf_counter()
@@ -87,13 +93,9 @@ def _store_floor(src, dst_engine) -> tuple[int, float]:
     """What SQLite itself needs for the same rows with no Python at all: copy them from
     the ingested store (`INSERT … SELECT`, time order, indexes dropped as the pipeline
     drops them), build the indexes, commit. No pipeline can beat this on this machine."""
-    dst = dst_engine.url.database
-    dst_engine.dispose()
-    con = sqlite3.connect(dst, isolation_level=None)
+    con = _raw(dst_engine)
     try:
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
-        con.execute("PRAGMA cache_size=-262144")
+        con.execute("PRAGMA cache_size=-262144")  # as the pipeline sets for its load
         con.execute("PRAGMA threads=2")
         indexes = con.execute(
             "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'incidents' AND type = 'index'"

@@ -351,3 +351,17 @@ def test_help_layer_shows_unresolved_requests_of_any_age(env) -> None:
         )  # fmt: skip
     assert len(s.help_requests) == expected
     assert "closed" not in set(s.help_requests.status)
+
+
+def test_the_start_up_heap_is_frozen_once_per_process(monkeypatch) -> None:
+    import gc
+
+    import ui.hub
+
+    monkeypatch.setattr(ui.hub, "_settled", False)
+    ui.hub.settle_heap()
+    frozen = gc.get_freeze_count()
+    assert frozen > 0 and ui.hub._settled
+    garbage = [[i] for i in range(1000)]  # noqa: F841 - alive, so a second freeze would take it
+    ui.hub.settle_heap()
+    assert gc.get_freeze_count() == frozen, "a second Hub does not freeze the heap again"

@@ -9,6 +9,8 @@ import streamlit as st
 from geo.boundaries import display_features
 from hub.service import Hub
 
+_settled = False
+
 
 @st.cache_resource(show_spinner=False)
 def get_hub() -> Hub:
@@ -27,7 +29,11 @@ def settle_heap() -> None:
     added 0.1 s to one situation-map rerun in three. Frozen objects are never scanned;
     garbage made later is collected as before.
     """
+    global _settled
+    if _settled:  # a cleared resource cache opens a new Hub; the heap is settled already
+        return
     for level in ("province", "city", "district"):
         display_features(level)
     gc.collect()
     gc.freeze()
+    _settled = True
