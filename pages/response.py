@@ -18,9 +18,11 @@ top = st.columns([6, 2, 2], vertical_alignment="bottom")
 ops = hub.operations(principal)
 with top[2]:
     ui_resp.exercise_starter(hub, principal)
-with st.expander(t("resp_new_operation"), expanded=ops.empty):
-    created = ui_resp.new_operation_form(hub, principal, names)
+prefill = st.session_state.get(ui_resp.OPERATION_FROM_MAP)
+with st.expander(t("resp_new_operation"), expanded=ops.empty or prefill is not None):
+    created = ui_resp.new_operation_form(hub, principal, names, prefill)
     if created is not None:
+        st.session_state.pop(ui_resp.OPERATION_FROM_MAP, None)
         st.session_state["resp_op"] = created
         st.rerun()
 if ops.empty:

@@ -486,3 +486,42 @@ def test_board_page_renders_an_operation_for_both_cities(env, monkeypatch):
     assert rr
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+def test_an_incident_clicked_on_the_map_fills_the_new_operation_form(env, monkeypatch):
+    """The situation map's "start a joint operation" hands the incident's number and
+    position to this form; creating it then opens an operation on that incident."""
+    import streamlit as st
+
+    from ui.response import OPERATION_FROM_MAP
+
+    if env.engine.dialect.name != "sqlite":
+        pytest.skip("AppTest runs against the SQLite copy")
+    with session_factory(env.engine)() as s:
+        inc = s.scalars(
+            select(Incident).where(Incident.city_code == "340100").limit(1)
+            .execution_options(policy="validation")
+        ).one()  # fmt: skip
+        inc_id, lon, lat = inc.id, inc.lon, inc.lat
+    monkeypatch.setenv("HUB_DATABASE_URL", env.engine.url.render_as_string(hide_password=False))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at_ = AppTest.from_file(str(ROOT / "pages/response.py"), default_timeout=60)
+    at_.session_state["principal"] = env.who("commander.hf")
+    at_.session_state[OPERATION_FROM_MAP] = {"incident_id": inc_id, "lon": lon, "lat": lat}
+    at_.run()
+    assert not at_.exception, at_.exception
+    assert any(f"#{inc_id}" in i.value for i in at_.info), [i.value for i in at_.info]
+    numbers = {n.label: n.value for n in at_.number_input}
+    assert numbers["警情编号"] == inc_id
+    assert (round(numbers["经度"], 5), round(numbers["纬度"], 5)) == (round(lon, 5), round(lat, 5))
+    assert at_.text_input[0].value == f"警情 #{inc_id} 联合处置"
+    [create] = [b for b in at_.button if b.label == "发起行动"]
+    create.click().run()
+    assert not at_.exception, at_.exception
+    assert OPERATION_FROM_MAP not in at_.session_state
+    with session_factory(env.engine)() as s:
+        op = s.scalars(select(Operation).order_by(Operation.id.desc()).limit(1)).one()
+    assert (op.incident_id, op.name) == (inc_id, f"警情 #{inc_id} 联合处置")
+    st.cache_resource.clear()
+    st.cache_data.clear()

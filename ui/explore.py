@@ -30,7 +30,7 @@ def query_bar(names: dict[str, str], now: datetime) -> ExploreQuery | None:
     dims = {d: t(f"ex_dim_{d}") for d in DIMENSIONS}
     g = st.columns([4, 2, 6])
     rows = g[0].multiselect(t("ex_rows"), list(dims), format_func=dims.get, default=["city"],
-                            max_selections=2, key="ex_rows")  # fmt: skip
+                            max_selections=2, placeholder=t("pick_dims"), key="ex_rows")  # fmt: skip
     col = g[1].selectbox(t("ex_columns"), [None, *dims], format_func=lambda d: dims.get(d, "—"),
                          key="ex_col")  # fmt: skip
     if kind == "custom":

@@ -11,14 +11,17 @@ from ui.i18n import lang, t
 _KEY = "reason"
 
 
-def reason_form() -> Reason | None:
-    """Purpose + open case number (+ optional note); None until both are given."""
+def reason_form(*, narrow: bool = False) -> Reason | None:
+    """Purpose + open case number (+ optional note); None until both are given.
+
+    `narrow`: the fields one under the other, for a side panel (three columns there
+    squeeze the purpose to a few pixels)."""
     remembered: Reason | None = st.session_state.get(_KEY)
     purposes = codes("purpose")
     labels = {c.code: c.label(lang()) for c in purposes}
     with st.container(border=True):
         st.markdown(f"**{t('reason_heading')}**")
-        c1, c2, c3 = st.columns([1, 1, 2])
+        c1, c2, c3 = (st, st, st) if narrow else st.columns([1, 1, 2])
         codes_list = list(labels)
         purpose = c1.selectbox(
             t("purpose"), codes_list, format_func=labels.__getitem__,

@@ -177,20 +177,43 @@ def timeline(hub, principal, b, names: dict[str, str]) -> None:
                     f"({names.get(row.city_code or '', '—')}): {event_text(row, names)}")  # fmt: skip
 
 
-def new_operation_form(hub, principal, names: dict[str, str]) -> int | None:
-    """The form that opens an operation; returns the new id."""
+# Session key through which an incident clicked on the situation map prefills the form.
+OPERATION_FROM_MAP = "resp_from_map"
+
+
+def new_operation_form(hub, principal, names: dict[str, str], prefill: dict | None = None
+                       ) -> int | None:  # fmt: skip
+    """The form that opens an operation; returns the new id. `prefill` (an incident clicked
+    on the situation map: its number, lon and lat) fills the incident and the centre."""
+    prefill = prefill or {}
+    if prefill:
+        st.info(t("resp_prefilled", id=prefill["incident_id"]), icon=":material/map:")
     with st.form("resp_new", border=True):
         c = st.columns([4, 2, 2])
-        name = c[0].text_input(t("resp_op_name"), max_chars=120)
+        default_name = t("resp_op_name_incident", id=prefill["incident_id"]) if prefill else ""
+        name = c[0].text_input(t("resp_op_name"), value=default_name, max_chars=120)
         kinds = {"incident": t("resp_kind_incident"), "planned_event": t("resp_kind_planned_event")}
         kind = c[1].selectbox(t("resp_op_kind"), list(kinds), format_func=kinds.get)
         radius_km = c[2].number_input(t("resp_radius_km"), 0.1, 50.0, 3.0, step=0.5)
         c = st.columns(4)
-        incident = c[0].number_input(t("resp_incident_id"), min_value=0, step=1, value=0,
+        incident = c[0].number_input(t("resp_incident_id"), min_value=0, step=1,
+                                     value=prefill.get("incident_id", 0),
                                      help=t("resp_incident_help"))  # fmt: skip
         zone = c[1].number_input(t("resp_zone_id"), min_value=0, step=1, value=0)
-        lon = c[2].number_input(t("resp_lon"), 114.5, 120.0, 117.27, format="%.5f")
-        lat = c[3].number_input(t("resp_lat"), 29.0, 35.5, 31.86, format="%.5f")
+        lon = c[2].number_input(
+            t("resp_lon"),
+            114.5,
+            120.0,
+            min(max(prefill.get("lon", 117.27), 114.5), 120.0),
+            format="%.5f",
+        )
+        lat = c[3].number_input(
+            t("resp_lat"),
+            29.0,
+            35.5,
+            min(max(prefill.get("lat", 31.86), 29.0), 35.5),
+            format="%.5f",
+        )
         others = [c for c in names if c != principal.city_code]
         invite = st.multiselect(t("resp_invite"), others, format_func=names.get,
                                 placeholder=t("pick_cities"))  # fmt: skip

@@ -17,12 +17,14 @@ import streamlit as st
 from geo import layers as gl
 from geo.boundaries import load_boundaries
 from hub.codes import code_values, label
+from hub.response import RESPONSE_ROLES
 from hub.security.errors import HubError
 from hub.situation import DEFAULT_LAYERS, LAYERS, POINT_LIMIT, Situation, SituationQuery, window
 from ui import map as hubmap
 from ui.errors import error_text
 from ui.i18n import lang, t
 from ui.reason import reason_form
+from ui.response import OPERATION_FROM_MAP
 from ui.tables import LOCAL_TZ, local_times, localise
 
 WINDOW_KEYS = ("1h", "6h", "24h", "7d", "custom")
@@ -86,7 +88,7 @@ def query_bar(names: dict[str, str], now: datetime) -> tuple[SituationQuery | No
         types, sev = kind_filters("sit")
         layer_names = {k: t(f"sit_layer_{k}") for k in LAYERS}
         layers = st.multiselect(t("sit_layers"), list(layer_names), format_func=layer_names.get,
-                                  default=sorted(DEFAULT_LAYERS),
+                                  default=sorted(DEFAULT_LAYERS), placeholder=t("pick_layers"),
                                   key="sit_layers")  # fmt: skip
         custom = _custom_window(now.astimezone(ZoneInfo(LOCAL_TZ))) if kind == "custom" else None
     try:
@@ -274,7 +276,7 @@ def feature_panel(hub, principal, pick: tuple[str, dict] | None) -> None:
     dataset = DETAIL_DATASETS.get(layer_id)
     if dataset is None or "id" not in obj:
         return
-    reason = reason_form()
+    reason = reason_form(narrow=True)
     if st.button(t("sit_open_detail"), disabled=reason is None, key=f"sit-open-{obj['id']}"):
         try:
             view = hub.view_record(principal, dataset, int(obj["id"]), reason)
@@ -292,6 +294,19 @@ def feature_panel(hub, principal, pick: tuple[str, dict] | None) -> None:
                 st.dataframe(localise(pd.DataFrame(result.rows)), hide_index=True)
     if dataset == "incidents" and principal.role == "commander":
         _eido_share(hub, principal, int(obj["id"]), reason)
+    if dataset == "incidents" and principal.role in RESPONSE_ROLES:
+        _start_operation(obj)
+
+
+def _start_operation(obj: dict) -> None:
+    """Open the joint-response page with its new-operation form filled from this incident
+    (its number and position); the commander still names it and picks who to invite."""
+    if st.button(t("sit_start_operation"), icon=":material/emergency:",
+                 key=f"sit-op-{obj['id']}"):  # fmt: skip
+        st.session_state[OPERATION_FROM_MAP] = {
+            "incident_id": int(obj["id"]), "lon": float(obj["lon"]), "lat": float(obj["lat"]),
+        }  # fmt: skip
+        st.switch_page("pages/response.py")
 
 
 def _eido_share(hub, principal, incident_id: int, reason) -> None:
