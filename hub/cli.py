@@ -282,7 +282,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from hub.store import transaction
 
     now = _parse_anchor(args.now) or datetime.now(UTC)
-    after = timedelta(minutes=args.escalate_after)
+    minutes = args.escalate_after
+    if minutes is None:
+        from hub.settings import load_settings
+
+        minutes = load_settings().alert_escalate_minutes
+    after = timedelta(minutes=minutes)
     with transaction(_engine(args)) as session:
         if args.action == "scan":
             r = alerts.scan(session, now=now, within_km=args.within_km, escalate_after=after)
@@ -410,8 +415,9 @@ def _parser() -> argparse.ArgumentParser:
     al.add_argument("action", choices=["scan", "escalate"])
     al.add_argument("--now", help="end of the 24 h window (ISO, UTC); default: now")
     al.add_argument("--within-km", type=float, default=10.0, help="push distance (default 10)")
-    al.add_argument("--escalate-after", type=float, default=30.0, metavar="MINUTES",
-                    help="escalate pushes unacknowledged this long (default 30)")  # fmt: skip
+    al.add_argument("--escalate-after", type=float, default=None, metavar="MINUTES",
+                    help="escalate pushes unacknowledged this long "
+                         "(default HUB_ALERT_ESCALATE_MINUTES, else 30)")  # fmt: skip
 
     ex = add("exercise", cmd_exercise, "play a scripted exercise (data/exercises/NAME.toml)")
     ex.add_argument("action", choices=["run", "list"])

@@ -482,10 +482,11 @@ class Hub:
             last = session.scalar(
                 select(func.max(AuditEntry.ts)).where(AuditEntry.action == "alert_scan")
             )
+            after = timedelta(minutes=self.settings.alert_escalate_minutes)
             if last is None or now - last >= scan_every:
-                alerts.scan(session, now=now)
+                alerts.scan(session, now=now, escalate_after=after)
             else:
-                alerts.escalate_overdue(session, now=now)
+                alerts.escalate_overdue(session, now=now, after=after)
 
     def assists(self, principal: Principal, *, now: datetime | None = None) -> pd.DataFrame:
         """Assistance requests the viewer's city sent and received (audited)."""

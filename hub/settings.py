@@ -8,6 +8,7 @@ variables), then from demo defaults. The demo defaults are named so that
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class Settings:
     # as field name -> int; fields are those of hub.security.alarms.Thresholds.
     alarm_overrides: tuple[tuple[str, int], ...] = ()
     retention_overrides: tuple[tuple[str, int], ...] = ()
+    # Minutes a pushed alert may stay unacknowledged before it escalates to the province.
+    alert_escalate_minutes: float = 30.0
 
     @property
     def retention_days(self) -> dict[str, int]:
@@ -146,4 +149,15 @@ def load_settings(
                 if retention[dataset] < 0:
                     raise SettingsError(f"{key} must be 0 (keep for ever) or more days")
     values["retention_overrides"] = tuple(sorted(retention.items()))
+    raw = env.get("HUB_ALERT_ESCALATE_MINUTES", secrets.get("HUB_ALERT_ESCALATE_MINUTES"))
+    if raw is not None and raw != "":
+        try:
+            minutes = float(raw)
+        except (TypeError, ValueError):
+            minutes = math.nan
+        if not 0 < minutes < math.inf:  # NaN fails too: an alert must escalate some time
+            raise SettingsError(
+                f"HUB_ALERT_ESCALATE_MINUTES must be a number of minutes above 0, not {raw!r}"
+            )
+        values["alert_escalate_minutes"] = minutes
     return Settings(**values)

@@ -525,3 +525,25 @@ def test_an_incident_clicked_on_the_map_fills_the_new_operation_form(env, monkey
     assert (op.incident_id, op.name) == (inc_id, f"警情 #{inc_id} 联合处置")
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+def test_the_pages_escalate_after_the_configured_delay(env):
+    """`HUB_ALERT_ESCALATE_MINUTES` is what the live pages' upkeep escalates by."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    hf = env.who("commander.hf")
+    pushed = datetime.now(UTC) - timedelta(minutes=10)
+    alert_id, _ = env.hub.raise_alert(hf, title="延时测试", level="low", lon=BORDER[0],
+                                      lat=BORDER[1], radius_m=2000, now=pushed)  # fmt: skip
+
+    def escalated() -> set[str]:
+        with session_factory(env.engine)() as s:
+            return set(s.scalars(select(AlertRecipient.city_code).where(
+                AlertRecipient.alert_id == alert_id, AlertRecipient.escalated)))  # fmt: skip
+
+    env.hub.alert_upkeep()  # the default 30 minutes: ten minutes old is not overdue
+    assert escalated() == set()
+    quick = Hub(env.engine, dataclasses.replace(env.hub.settings, alert_escalate_minutes=5))
+    quick.alert_upkeep()
+    assert escalated() == {HEFEI, CHUZHOU}

@@ -48,3 +48,15 @@ def test_alarm_thresholds_from_settings(tmp_path):
 def test_bad_alarm_settings_are_named(tmp_path, env, message):
     with pytest.raises(ValueError, match=message):
         thresholds_from(load_settings(env, tmp_path / "x"))
+
+
+def test_alert_escalation_delay_is_a_setting(tmp_path):
+    assert load_settings({}, tmp_path / "x").alert_escalate_minutes == 30
+    s = load_settings({"HUB_ALERT_ESCALATE_MINUTES": "7.5"}, tmp_path / "x")
+    assert s.alert_escalate_minutes == 7.5
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "soon", "nan", "inf"])
+def test_a_bad_escalation_delay_is_refused_by_name(tmp_path, raw):
+    with pytest.raises(ValueError, match="HUB_ALERT_ESCALATE_MINUTES"):
+        load_settings({"HUB_ALERT_ESCALATE_MINUTES": raw}, tmp_path / "x")
