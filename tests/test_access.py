@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, event, func, select, text
 
 from hub import demo
 from hub.models import AccessRequest, Alarm, AuditEntry, Case, Grant, Person, Review, Sighting
@@ -324,8 +324,17 @@ def test_sensitive_request_goes_to_the_owning_city_and_grants_its_scope(env: Env
     )
 
     # the grant opens the 滁州 sightings of this plate, unmasked; 合肥's stay pointers
-    res = hub.search_plate(officer, PLATE, PURSUIT, now=t0 + timedelta(hours=1))
+    statements: list[str] = []
+    listen = (hub.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    event.listen(*listen)
+    try:
+        res = hub.search_plate(officer, PLATE, PURSUIT, now=t0 + timedelta(hours=1))
+    finally:
+        event.remove(*listen)
     assert {r["id"] for r in res.rows} == _hidden_sighting_ids(env, CHUZHOU)
+    assert len(res.rows) > 1
+    attribution = [q for q in statements if q.lstrip().startswith("SELECT sightings.id")]
+    assert len(attribution) == 1, "one query finds the grant of every row it opened"
     assert all(r["plate"] == PLATE for r in res.rows)
     assert _pointer_counts(res) == {(HEFEI, "sensitive"): (6, Outcome.REQUEST_CITY)}
     assert res.grants_used == (grant.id,)
