@@ -8,6 +8,7 @@ from ui.auth import guard
 from ui.errors import show_error
 from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
+from ui.pointers import pointer_card
 from ui.reason import reason_form
 from ui.tables import localise
 
@@ -62,55 +63,7 @@ if result is not None:
     elif not result.pointers:
         st.info(t("no_results"))
     for p in result.pointers:
-        text = t(
-            "pointer_line",
-            n=p.count,
-            city=names.get(p.city_code, p.city_code),
-            level=t("level_" + p.level),
-        )
-        with st.container(border=True):
-            st.markdown(f":material/lock: {text}")
-            if p.route.value == "never":
-                st.caption(t("pointer_never"))
-                continue
-            st.caption(t("route_" + p.route.value))
-            if kind not in ("plate", "id_number", "phone"):
-                continue  # name, case and text searches are too broad to be a request's scope
-            with st.form(f"req-{p.dataset}-{p.city_code}-{p.level}"):
-                st.markdown(f"**{t('request_access')}** · {value.strip()}")
-                justification = st.text_area(t("justification"), max_chars=1000)
-                if st.form_submit_button(t("send_request")):
-                    try:
-                        rid = hub.request_access(
-                            principal, owner_city=p.city_code, level=p.level, scope_kind=kind,
-                            scope_value=value, reason=reason, justification=justification,
-                        )  # fmt: skip
-                        st.success(t("request_sent", id=rid))
-                    except HubError as exc:
-                        show_error(exc)
-            if (
-                principal.role == "investigator"
-                and p.dataset == "sightings"
-                and p.level == "sensitive"
-            ):
-                with st.expander(f"{t('break_glass')} · {names.get(p.city_code, p.city_code)}"):
-                    st.warning(t("break_glass_warning"))
-                    with st.form(f"glass-{p.city_code}"):
-                        why = st.text_area(
-                            t("justification"), max_chars=1000, key=f"why-{p.city_code}"
-                        )
-                        if st.form_submit_button(t("break_glass_confirm"), type="primary"):
-                            try:
-                                gid = hub.break_glass(
-                                    principal,
-                                    plate=value,
-                                    owner_city=p.city_code,
-                                    reason=reason,
-                                    justification=why,
-                                )
-                                st.success(t("break_glass_done", id=gid))
-                            except HubError as exc:
-                                show_error(exc)
+        pointer_card(hub, principal, p, names=names, reason=reason, scope=(kind, value))
 
 if result is not None and result.dataset in ("persons", "cases", "vehicles") and result.rows:
     st.divider()
