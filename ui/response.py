@@ -200,20 +200,14 @@ def new_operation_form(hub, principal, names: dict[str, str], prefill: dict | No
                                      value=prefill.get("incident_id", 0),
                                      help=t("resp_incident_help"))  # fmt: skip
         zone = c[1].number_input(t("resp_zone_id"), min_value=0, step=1, value=0)
-        lon = c[2].number_input(
-            t("resp_lon"),
-            114.5,
-            120.0,
-            min(max(prefill.get("lon", 117.27), 114.5), 120.0),
-            format="%.5f",
-        )
-        lat = c[3].number_input(
-            t("resp_lat"),
-            29.0,
-            35.5,
-            min(max(prefill.get("lat", 31.86), 29.0), 35.5),
-            format="%.5f",
-        )
+        lon, lat = (
+            col.number_input(t(label), low, high, min(max(prefill.get(name, start), low), high),
+                             format="%.5f")
+            for col, label, name, low, high, start in (
+                (c[2], "resp_lon", "lon", 114.5, 120.0, 117.27),
+                (c[3], "resp_lat", "lat", 29.0, 35.5, 31.86),
+            )
+        )  # fmt: skip
         others = [c for c in names if c != principal.city_code]
         invite = st.multiselect(t("resp_invite"), others, format_func=names.get,
                                 placeholder=t("pick_cities"))  # fmt: skip
