@@ -5,34 +5,17 @@ import streamlit as st
 from hub.security.errors import HubError
 from ui.auth import guard
 from ui.errors import show_error
+from ui.feeds import MISSING, label, reason_line
 from ui.frame import city_names, hub_or_stop
-from ui.i18n import catalogue, t
+from ui.i18n import t
 from ui.tables import localise
 
 principal = guard("feeds")
 hub = hub_or_stop()
 names = city_names()
 specs = hub.feed_specs(principal)
-MISSING = "—"
-
-
-def label(prefix: str, value: str) -> str:
-    """A code as people read it; the code itself when the catalogue has no label yet."""
-    return t(prefix + value) if prefix + value in catalogue() else value
-
-
 st.title(t("feeds_heading"))
 st.caption(t("feeds_caption"))
-
-
-def reason_line(reasons: list[dict]) -> str:
-    out = []
-    for r in reasons:
-        try:
-            out.append(t(f"rej_{r['code']}", **r))
-        except KeyError:
-            out.append(r["code"])
-    return "；".join(out)
 
 
 with st.form("ingest"):

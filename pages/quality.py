@@ -5,8 +5,9 @@ import json
 import streamlit as st
 
 from ui.auth import guard
+from ui.feeds import PCT, feed_label, readable, reason_line
 from ui.frame import city_names, hub_or_stop
-from ui.i18n import catalogue, t
+from ui.i18n import t
 from ui.tables import localise
 
 principal = guard("quality")
@@ -15,65 +16,24 @@ names = city_names()
 st.title(t("quality_heading"))
 tabs = st.tabs([t("quality_tab_scorecard"), t("quality_tab_trend"), t("quality_tab_rejects"),
                 t("quality_tab_standard")])  # fmt: skip
-PCT = ["completeness", "validity", "duplicate_share"]
-MISSING = "—"
-
-
-def label(prefix: str, value: str) -> str:
-    """A code as people read it; the code itself when the catalogue has no label yet."""
-    return t(prefix + value) if prefix + value in catalogue() else value
-
-
-def reason_line(reasons: list[dict]) -> str:
-    out = []
-    for r in reasons:
-        try:
-            out.append(t(f"rej_{r['code']}", **r))
-        except KeyError:  # a code the catalogue does not know yet
-            out.append(r["code"])
-    return "；".join(out)
-
-
-def feed_label(city: str, dataset: str) -> str:
-    return f"{names.get(city, city)} · {label('dataset_', dataset)}"
-
-
-def readable(frame):
-    frame = frame.copy()
-    if "city_code" in frame:
-        frame["city_code"] = frame["city_code"].map(lambda c: names.get(c, c))
-    if "dataset" in frame:
-        frame["dataset"] = frame["dataset"].map(lambda d: label("dataset_", d))
-    if "status" in frame:
-        frame["status"] = frame["status"].map(lambda s: label("feed_status_", s))
-    for c in PCT:
-        if c in frame:
-            frame[c] = frame[c].map(lambda v: MISSING if v is None or v != v else f"{v:.1%}")
-    for c in ("lag_p50_h", "lag_p90_h", "freshness_h"):
-        if c in frame:
-            frame[c] = frame[c].map(lambda v: MISSING if v is None or v != v else f"{v:.1f}")
-    shown = localise(frame.rename(columns={"dataset": "dataset_name"})).astype(object)
-    return shown.where(shown.notna(), MISSING)
-
-
 card = hub.quality_scorecard(principal)
 with tabs[0]:
     st.caption(t("quality_scorecard_caption"))
     if card.empty:
         st.info(t("quality_empty"))
     else:
-        st.dataframe(readable(card), hide_index=True, width="stretch")
+        st.dataframe(readable(card, names), hide_index=True, width="stretch")
 
 with tabs[1]:
     feeds = list(zip(card["city_code"], card["dataset"], strict=True))
-    pick = st.selectbox(t("quality_pick_feed"), feeds, format_func=lambda f: feed_label(*f))
+    pick = st.selectbox(t("quality_pick_feed"), feeds, format_func=lambda f: feed_label(*f, names))
     if pick:
         trend = hub.feed_batches(principal, city=pick[0], dataset=pick[1])
         done = trend[trend["status"] != "failed"].set_index("started_at").sort_index()
         if len(done):
             st.line_chart(done[PCT].rename(columns={c: t(f"field_{c}") for c in PCT}))
         st.dataframe(readable(trend[["id", "started_at", "status", "rows_read", "rows_rejected",
-                                     "rows_duplicate", *PCT, "lag_p50_h", "error_code"]]),
+                                     "rows_duplicate", *PCT, "lag_p50_h", "error_code"]], names),
                      hide_index=True, width="stretch")  # fmt: skip
 
 with tabs[2]:
@@ -84,7 +44,7 @@ with tabs[2]:
     else:
         batch = st.selectbox(
             t("quality_pick_batch"), list(with_rejects["id"]),
-            format_func=lambda i: next(f"#{r.id} · {feed_label(r.city_code, r.dataset)} · {r.source_name}"
+            format_func=lambda i: next(f"#{r.id} · {feed_label(r.city_code, r.dataset, names)} · {r.source_name}"
                                        for r in with_rejects.itertuples() if r.id == i),
         )  # fmt: skip
         n = int(with_rejects.loc[with_rejects["id"] == batch, "rows_rejected"].iloc[0])

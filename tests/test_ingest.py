@@ -129,6 +129,17 @@ def test_truncated_file(store):
     _fatal(store, data[: len(data) // 2 - 7], "truncated")
 
 
+def test_truncated_after_chunks_were_written_stores_nothing(store, monkeypatch):
+    """The cut is found on the last chunk while earlier ones are already written (on the
+    writer thread): the whole feed still rolls back."""
+    from hub.ingest import readers
+
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 2000)  # a dozen rows per chunk
+    lines = hefei_lines()
+    cut = ",".join(lines[-1].split(",")[:3])  # the last row stops after three fields
+    _fatal(store, gbk(lines[:-1]) + cut.encode("gbk"), "truncated")
+
+
 def test_wrong_encoding(store):
     utf8 = ("\n".join(hefei_lines()) + "\n").encode("utf-8")
     err = _fatal(store, utf8, "bad_encoding")
