@@ -113,6 +113,7 @@ class BenchContext:
     built: BuildInfo | None = None
     seed: int = BENCH_SEED
     anchor: datetime = BENCH_ANCHOR
+    db: str | None = None  # --db as given (storeless jobs may make scratch databases there)
 
     @property
     def store(self) -> Engine:
@@ -366,7 +367,7 @@ def run_bench(
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         ctx = BenchContext(
-            engine=engine, backend=backend, size=size, tmp_dir=Path(tmp), built=built
+            engine=engine, backend=backend, size=size, tmp_dir=Path(tmp), built=built, db=db
         )
         for module, error in broken.items():
             results.append(Result(job=module, figure="(import failed)", error=error))
