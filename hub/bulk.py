@@ -4,8 +4,8 @@ PostgreSQL.
 `DataFrame.to_sql` builds one Python object per cell and goes through the ORM's type
 machinery; at 10M sightings that is many minutes. Here each column is converted once,
 as a whole, into what the driver takes; SQLite gets many rows per statement and
-PostgreSQL one COPY in text form, built column by column. Indexes of a large load are built once at the end
-instead of being maintained row by row.
+PostgreSQL one COPY in text form, built column by column. Indexes of a large load are
+built once at the end instead of being maintained row by row.
 """
 
 from __future__ import annotations
@@ -50,12 +50,17 @@ def _pg_value(v) -> str:
     return str(v)
 
 
+def _utc_us(series: pd.Series, column: Column) -> np.ndarray:
+    """A timestamp column as naive UTC datetime64[us]; naive input is refused."""
+    if series.dt.tz is None:
+        raise ValueError(f"{column.name}: naive timestamps refused, give UTC")
+    return series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+
+
 def _pg_text(series: pd.Series, column: Column) -> np.ndarray:
     """A column as COPY text fields, vectorised where the type allows."""
     if isinstance(column.type, UTCDateTime):
-        if series.dt.tz is None:
-            raise ValueError(f"{column.name}: naive timestamps refused, give UTC")
-        naive = series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+        naive = _utc_us(series, column)
         out = np.char.add(np.datetime_as_string(naive, unit="us"), "+00").astype(object)
         out[np.isnat(naive)] = _PG_NULL
         return out
@@ -73,8 +78,8 @@ def _pg_text(series: pd.Series, column: Column) -> np.ndarray:
         return out
     values = series.to_numpy(dtype=object, na_value=None)
     if all(type(v) is str or v is None for v in values):
-        present = [v for v in values if v is not None]
-        if any(c in "".join(present) for c in _PG_SPECIAL):
+        joined = "".join(v for v in values if v is not None)
+        if any(c in joined for c in _PG_SPECIAL):
             return np.array([_pg_value(v) for v in values], dtype=object)
         out = values.copy()
         out[np.equal(values, None)] = _PG_NULL
@@ -93,9 +98,8 @@ def _pg_copy(raw, table: Table, df: pd.DataFrame) -> None:
         copy.write(body.encode())
 
 
-def _sqlite_ts(values: pd.Series) -> list[str | None]:
-    """UTC datetimes as the text SQLAlchemy's SQLite dialect stores (`SQLITE_TS_FORMAT`)."""
-    naive = values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+def _sqlite_ts(naive: np.ndarray) -> list[str | None]:
+    """Naive UTC datetime64[us] as the text SQLAlchemy's SQLite dialect stores."""
     if len(naive) and (naive == naive[0]).all():  # one time for all rows (created_at)
         return _ts_text(naive[:1]) * len(naive)
     out = _ts_text(naive)
@@ -115,9 +119,7 @@ def _ts_text(naive: np.ndarray) -> list[str]:
 def _column_values(series: pd.Series, column: Column) -> list:
     """A column as the values the SQLite driver binds."""
     if isinstance(column.type, UTCDateTime):
-        if series.dt.tz is None:
-            raise ValueError(f"{column.name}: naive timestamps refused, give UTC")
-        return _sqlite_ts(series)
+        return _sqlite_ts(_utc_us(series, column))
     if series.dtype.kind in "iufb" and not series.isna().any():
         return series.to_numpy().tolist()
     return series.to_numpy(dtype=object, na_value=None).tolist()

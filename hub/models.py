@@ -381,7 +381,7 @@ class HelpRequest(Record, InDistrict, Base):
             "ts",
             sqlite_where=UNRESOLVED,
             postgresql_where=UNRESOLVED,
-        ),  # fmt: skip
+        ),
     )
 
     kind: Mapped[str] = mapped_column(String(16))

@@ -17,7 +17,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
@@ -710,11 +710,7 @@ class _Run:
 
     def close(self) -> None:
         """No write left running (before a commit or a rollback), then no thread."""
-        try:
-            if self.pending is not None:
-                wait([self.pending])
-        finally:
-            self.pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True)
 
     def _records(
         self, typed: dict[str, pd.Series], keys: pd.Series, n: int, p: _Problems
