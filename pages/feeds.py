@@ -5,10 +5,9 @@ import streamlit as st
 from hub.security.errors import HubError
 from ui.auth import guard
 from ui.errors import show_error
-from ui.feeds import MISSING, label, reason_line
+from ui.feeds import label, readable, rejects_table
 from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
-from ui.tables import localise
 
 principal = guard("feeds")
 hub = hub_or_stop()
@@ -60,23 +59,13 @@ if report is not None:
     st.caption(t("feeds_adds_up", **{k: f"{getattr(report, f'rows_{k}'):,}" for k in keys}))
     if report.rows_rejected:
         st.subheader(t("feeds_rejects"))
-        rejects = hub.feed_rejects(principal, report.batch_id)
-        rejects["reasons"] = rejects["reasons"].map(reason_line)
         if principal.role == "admin":
             st.caption(t("feeds_raw_masked"))
-        st.dataframe(localise(rejects), hide_index=True, width="stretch")
-        st.download_button(
-            t("feeds_reject_download"), hub.reject_file(principal, report.batch_id),
-            file_name=f"rejects-batch-{report.batch_id}.csv", mime="text/csv",
-        )  # fmt: skip
+        rejects_table(hub, principal, report.batch_id)
 
 st.subheader(t("feeds_recent"))
-batches = hub.feed_batches(principal).head(50)
-batches["city_code"] = batches["city_code"].map(lambda c: names.get(c, c))
-batches["dataset"] = batches["dataset"].map(lambda d: label("dataset_", d))
-batches["status"] = batches["status"].map(lambda s: label("feed_status_", s))
 shown = ["id", "started_at", "city_code", "dataset", "spec_name", "source_name", "status",
          "rows_read", "rows_inserted", "rows_updated", "rows_unchanged", "rows_duplicate",
          "rows_rejected", "error_code"]  # fmt: skip
-table = localise(batches[shown].rename(columns={"dataset": "dataset_name"})).astype(object)
-st.dataframe(table.where(table.notna(), MISSING), hide_index=True, width="stretch")
+batches = hub.feed_batches(principal).head(50)[shown]
+st.dataframe(readable(batches, names), hide_index=True, width="stretch")

@@ -5,10 +5,9 @@ import json
 import streamlit as st
 
 from ui.auth import guard
-from ui.feeds import PCT, feed_label, readable, reason_line
+from ui.feeds import PCT, feed_label, readable, rejects_table
 from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
-from ui.tables import localise
 
 principal = guard("quality")
 hub = hub_or_stop()
@@ -49,11 +48,7 @@ with tabs[2]:
         )  # fmt: skip
         n = int(with_rejects.loc[with_rejects["id"] == batch, "rows_rejected"].iloc[0])
         st.caption(t("quality_rows_total", n=f"{n:,}"))
-        rejects = hub.feed_rejects(principal, int(batch))
-        rejects["reasons"] = rejects["reasons"].map(reason_line)
-        st.dataframe(localise(rejects), hide_index=True, width="stretch")
-        st.download_button(t("feeds_reject_download"), hub.reject_file(principal, int(batch)),
-                           file_name=f"rejects-batch-{batch}.csv", mime="text/csv")  # fmt: skip
+        rejects_table(hub, principal, int(batch))
 
 with tabs[3]:
     std = hub.published_standard()

@@ -4,6 +4,7 @@ rejection reasons as sentences, percentages and hours with a dash where there is
 from __future__ import annotations
 
 import pandas as pd
+import streamlit as st
 
 from ui.i18n import catalogue, t
 from ui.tables import localise
@@ -49,3 +50,12 @@ def readable(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
             frame[c] = frame[c].map(lambda v: MISSING if v is None or v != v else f"{v:.1f}")
     shown = localise(frame.rename(columns={"dataset": "dataset_name"})).astype(object)
     return shown.where(shown.notna(), MISSING)
+
+
+def rejects_table(hub, principal, batch_id: int) -> None:
+    """A batch's rejected rows with their reasons as sentences, and the reject file."""
+    rejects = hub.feed_rejects(principal, batch_id)
+    rejects["reasons"] = rejects["reasons"].map(reason_line)
+    st.dataframe(localise(rejects), hide_index=True, width="stretch")
+    st.download_button(t("feeds_reject_download"), hub.reject_file(principal, batch_id),
+                       file_name=f"rejects-batch-{batch_id}.csv", mime="text/csv")  # fmt: skip
