@@ -60,6 +60,24 @@ class Settings:
     retention_overrides: tuple[tuple[str, int], ...] = ()
     # Minutes a pushed alert may stay unacknowledged before it escalates to the province.
     alert_escalate_minutes: float = 30.0
+    # Sessions: signed out after this many idle minutes, and after this many hours whatever
+    # happens (HUB_SESSION_IDLE_MINUTES, HUB_SESSION_MAX_HOURS).
+    session_idle_minutes: float = 30.0
+    session_max_hours: float = 12.0
+    # Break-glass grants one user may take in a day (HUB_BREAK_GLASS_DAILY_CAP).
+    break_glass_daily_cap: int = 3
+    # Uploaded feed files: size as sent, size once decompressed (xlsx is a zip), and rows
+    # (HUB_UPLOAD_MAX_MB, HUB_UPLOAD_MAX_UNPACKED_MB, HUB_UPLOAD_MAX_ROWS).
+    upload_max_mb: float = 200.0
+    upload_max_unpacked_mb: float = 1000.0
+    upload_max_rows: int = 5_000_000
+    # Signed checkpoints of the audit chain, written outside the database: every N entries
+    # and every M minutes (HUB_AUDIT_CHECKPOINT_EVERY, HUB_AUDIT_CHECKPOINT_MINUTES), into
+    # HUB_AUDIT_ANCHOR_DIR, signed with the private key in the file HUB_AUDIT_SIGNING_KEY.
+    audit_checkpoint_every: int = 1000
+    audit_checkpoint_minutes: float = 5.0
+    audit_anchor_dir: str = str(DATA_DIR / "audit-anchor")
+    audit_signing_key_file: str | None = None
 
     @property
     def retention_days(self) -> dict[str, int]:
@@ -88,6 +106,22 @@ _ENV_KEYS = {
     "HUB_SM4_KEY_ID": "sm4_key_id",
     "HUB_BLIND_INDEX_KEY": "blind_index_key",
     "HUB_TIMEZONE": "timezone",
+    "HUB_AUDIT_ANCHOR_DIR": "audit_anchor_dir",
+    "HUB_AUDIT_SIGNING_KEY": "audit_signing_key_file",
+}
+# HUB_ENV takes exactly one of these: a misspelt "Production" must not start a demo.
+ENVIRONMENTS = ("demo", "production")
+# Numeric settings: variable -> (field, type, lowest allowed value, what it is).
+_NUMBERS = {
+    "HUB_ALERT_ESCALATE_MINUTES": ("alert_escalate_minutes", float, 0.01, "minutes"),
+    "HUB_SESSION_IDLE_MINUTES": ("session_idle_minutes", float, 1.0, "minutes"),
+    "HUB_SESSION_MAX_HOURS": ("session_max_hours", float, 0.1, "hours"),
+    "HUB_BREAK_GLASS_DAILY_CAP": ("break_glass_daily_cap", int, 0, "grants a day"),
+    "HUB_UPLOAD_MAX_MB": ("upload_max_mb", float, 0.001, "MB"),
+    "HUB_UPLOAD_MAX_UNPACKED_MB": ("upload_max_unpacked_mb", float, 0.001, "MB"),
+    "HUB_UPLOAD_MAX_ROWS": ("upload_max_rows", int, 1, "rows"),
+    "HUB_AUDIT_CHECKPOINT_EVERY": ("audit_checkpoint_every", int, 1, "entries"),
+    "HUB_AUDIT_CHECKPOINT_MINUTES": ("audit_checkpoint_minutes", float, 0.01, "minutes"),
 }
 
 
@@ -149,15 +183,19 @@ def load_settings(
                 if retention[dataset] < 0:
                     raise SettingsError(f"{key} must be 0 (keep for ever) or more days")
     values["retention_overrides"] = tuple(sorted(retention.items()))
-    raw = env.get("HUB_ALERT_ESCALATE_MINUTES", secrets.get("HUB_ALERT_ESCALATE_MINUTES"))
-    if raw is not None and raw != "":
+    for key, (attr, kind, lowest, unit) in _NUMBERS.items():
+        raw = env.get(key, secrets.get(key))
+        if raw is None or raw == "":
+            continue
         try:
-            minutes = float(raw)
+            number = kind(raw)
         except (TypeError, ValueError):
-            minutes = math.nan
-        if not 0 < minutes < math.inf:  # NaN fails too: an alert must escalate some time
-            raise SettingsError(
-                f"HUB_ALERT_ESCALATE_MINUTES must be a number of minutes above 0, not {raw!r}"
-            )
-        values["alert_escalate_minutes"] = minutes
+            number = math.nan
+        if not lowest <= number < math.inf:  # NaN fails too
+            raise SettingsError(f"{key} must be a number of {unit} of at least {lowest}, not {raw!r}")
+        values[attr] = number
+    if values.get("env", "demo") not in ENVIRONMENTS:
+        raise SettingsError(
+            f"HUB_ENV must be exactly one of {', '.join(ENVIRONMENTS)}, not {values['env']!r}"
+        )
     return Settings(**values)
