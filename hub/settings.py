@@ -69,7 +69,7 @@ class Settings:
     # Uploaded feed files: size as sent, size once decompressed (xlsx is a zip), and rows
     # (HUB_UPLOAD_MAX_MB, HUB_UPLOAD_MAX_UNPACKED_MB, HUB_UPLOAD_MAX_ROWS).
     upload_max_mb: float = 200.0
-    upload_max_unpacked_mb: float = 1000.0
+    upload_max_unpacked_mb: float = 300.0
     upload_max_rows: int = 5_000_000
     # Signed checkpoints of the audit chain, written outside the database: every N entries
     # and every M minutes (HUB_AUDIT_CHECKPOINT_EVERY, HUB_AUDIT_CHECKPOINT_MINUTES), into
@@ -192,7 +192,9 @@ def load_settings(
         except (TypeError, ValueError):
             number = math.nan
         if not lowest <= number < math.inf:  # NaN fails too
-            raise SettingsError(f"{key} must be a number of {unit} of at least {lowest}, not {raw!r}")
+            raise SettingsError(
+                f"{key} must be a number of {unit} of at least {lowest}, not {raw!r}"
+            )
         values[attr] = number
     if values.get("env", "demo") not in ENVIRONMENTS:
         raise SettingsError(

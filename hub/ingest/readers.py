@@ -35,6 +35,30 @@ LON, LAT = "__lon", "__lat"  # GeoJSON point coordinates as source columns
 _OTHER_DELIMITERS = (",", ";", "\t", "|")
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How large a feed file may be: as sent, once decompressed (an XLSX is a zip, and a
+    few hundred kilobytes can unpack to gigabytes), and in rows (accepted and rejected
+    alike: a file of a million bad rows is refused, not written as a million rejects).
+    The defaults are those of `hub.settings.Settings`."""
+
+    max_bytes: int = 200 << 20
+    max_unpacked_bytes: int = 300 << 20
+    max_rows: int = 5_000_000
+
+    @classmethod
+    def from_settings(cls, settings) -> Limits:
+        return cls(
+            max_bytes=int(settings.upload_max_mb * (1 << 20)),
+            max_unpacked_bytes=int(settings.upload_max_unpacked_mb * (1 << 20)),
+            max_rows=settings.upload_max_rows,
+        )
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):.1f}"
+
+
 @dataclass
 class ReadProblem:
     row_number: int
@@ -346,12 +370,32 @@ def read_geojson(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
 # --- XLSX -------------------------------------------------------------------------------
 
 
-def read_xlsx(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
+def _check_unpacked(source: BinaryIO, limit: int) -> None:
+    """Refuse a workbook whose parts would unpack past `limit`, before any is unpacked
+    (the sizes come from the zip's own directory; a forged directory is caught by the
+    zip module's own check of each part's size as it is read)."""
+    try:
+        with zipfile.ZipFile(source) as zf:
+            unpacked = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, EOFError):
+        raise FeedError("truncated", "the workbook is incomplete (damaged or cut off)") from None
+    finally:
+        source.seek(0)
+    if unpacked > limit:
+        raise FeedError(
+            "unpacked_too_large",
+            f"the workbook unpacks to {_mb(unpacked)} MB (at most {_mb(limit)} MB)",
+            size=_mb(unpacked), limit=_mb(limit),
+        )  # fmt: skip
+
+
+def read_xlsx(source: BinaryIO, spec: Spec, limits: Limits = Limits()) -> Iterator[Chunk]:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
     size = _size(source)
     _empty(source, size)
+    _check_unpacked(source, limits.max_unpacked_bytes)
     try:
         wb = load_workbook(source, read_only=True, data_only=True)
     except (zipfile.BadZipFile, EOFError):
@@ -363,14 +407,24 @@ def read_xlsx(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
             raise FeedError("missing_sheet", f"no sheet {spec.sheet!r} in the workbook",
                             sheet=spec.sheet, found=", ".join(wb.sheetnames))  # fmt: skip
         ws = wb[spec.sheet] if spec.sheet is not None else wb.worksheets[0]
-        it = ws.iter_rows(values_only=True)
-        first = next(it, None)
+        # A cell far to the right (column XFD) would make every row 16,384 values wide:
+        # the header is read at most one column past the limit, the rows one past it.
+        first = next(ws.iter_rows(max_row=1, max_col=MAX_COLUMNS + 1, values_only=True), None)
         if first is None:
             raise FeedError("empty_file", "the sheet is empty")
         header = [_cell(h).strip() for h in first]
         while header and not header[-1]:
             header.pop()
         _check_header(header, spec, None)
+        # Rows are read as wide as the sheet says it is (so a value right of the header is
+        # still seen and refused), never wider than the column limit.
+        width = ws.max_column if isinstance(ws.max_column, int) else MAX_COLUMNS + 1
+        if width > MAX_COLUMNS:
+            raise FeedError(
+                "too_many_columns", f"the sheet is {width} columns wide (at most {MAX_COLUMNS})",
+                n=width, limit=MAX_COLUMNS,
+            )  # fmt: skip
+        it = ws.iter_rows(min_row=2, max_col=max(width, len(header)), values_only=True)
         n_rows = ws.max_row or 1
         records, rows, problems, total, n = [], [], [], 0, 1
         for values in it:
@@ -404,13 +458,34 @@ def read_xlsx(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
 READERS = {"csv": read_csv, "jsonl": read_jsonl, "geojson": read_geojson, "xlsx": read_xlsx}
 
 
-def read_chunks(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
-    """The feed as chunks, by the spec's format.
+def read_chunks(source: BinaryIO, spec: Spec, limits: Limits = Limits()) -> Iterator[Chunk]:
+    """The feed as chunks, by the spec's format, within `limits`.
 
     Raises
     ------
     FeedError
         empty_file, no_rows, bad_encoding, wrong_delimiter, missing_column,
-        too_many_columns, truncated, bad_file, missing_sheet.
+        too_many_columns, truncated, bad_file, missing_sheet, file_too_large,
+        unpacked_too_large, too_many_rows (the last while reading: the pipeline then
+        stores nothing of the batch).
     """
-    return READERS[spec.format](source, spec)
+    size = _size(source)
+    if size > limits.max_bytes:
+        raise FeedError(
+            "file_too_large", f"the file is {_mb(size)} MB (at most {_mb(limits.max_bytes)} MB)",
+            size=_mb(size), limit=_mb(limits.max_bytes),
+        )  # fmt: skip
+    if spec.format == "xlsx":
+        chunks = read_xlsx(source, spec, limits)
+    else:
+        chunks = READERS[spec.format](source, spec)
+    return _counted(chunks, limits.max_rows)
+
+
+def _counted(chunks: Iterator[Chunk], limit: int) -> Iterator[Chunk]:
+    seen = 0
+    for chunk in chunks:
+        seen += len(chunk.frame) + len(chunk.problems)
+        if seen > limit:
+            raise FeedError("too_many_rows", f"the file has more than {limit} rows", limit=limit)
+        yield chunk
