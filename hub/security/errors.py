@@ -7,6 +7,10 @@ from __future__ import annotations
 class HubError(Exception):
     """A refused action; nothing of it was written (except its audit entry)."""
 
+    # Set once the refusal has its audit entry, so that the boundary (`hub.boundary`)
+    # audits every refusal exactly once whichever layer raised it.
+    audited = False
+
     def __init__(self, code: str, message: str, **params: object) -> None:
         super().__init__(message)
         self.code = code
@@ -14,7 +18,8 @@ class HubError(Exception):
 
 
 class SignInError(HubError):
-    pass
+    # `identity.sign_in` audits every attempt, refused ones included, before raising.
+    audited = True
 
 
 class ReasonError(HubError):
