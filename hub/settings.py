@@ -78,6 +78,12 @@ class Settings:
     audit_checkpoint_minutes: float = 5.0
     audit_anchor_dir: str = str(DATA_DIR / "audit-anchor")
     audit_signing_key_file: str | None = None
+    # A streaming replica of the PostgreSQL store for the read-only aggregates
+    # (HUB_REPLICA_URL); pages say how old its data is past HUB_REPLICA_LAG_NOTICE_SECONDS,
+    # and reads go back to the primary past HUB_REPLICA_MAX_LAG_SECONDS or when it is down.
+    replica_url: str | None = None
+    replica_lag_notice_seconds: float = 10.0
+    replica_max_lag_seconds: float = 300.0
 
     @property
     def retention_days(self) -> dict[str, int]:
@@ -108,6 +114,7 @@ _ENV_KEYS = {
     "HUB_TIMEZONE": "timezone",
     "HUB_AUDIT_ANCHOR_DIR": "audit_anchor_dir",
     "HUB_AUDIT_SIGNING_KEY": "audit_signing_key_file",
+    "HUB_REPLICA_URL": "replica_url",
 }
 # HUB_ENV takes exactly one of these: a misspelt "Production" must not start a demo.
 ENVIRONMENTS = ("demo", "production")
@@ -122,6 +129,8 @@ _NUMBERS = {
     "HUB_UPLOAD_MAX_ROWS": ("upload_max_rows", int, 1, "rows"),
     "HUB_AUDIT_CHECKPOINT_EVERY": ("audit_checkpoint_every", int, 1, "entries"),
     "HUB_AUDIT_CHECKPOINT_MINUTES": ("audit_checkpoint_minutes", float, 0.01, "minutes"),
+    "HUB_REPLICA_LAG_NOTICE_SECONDS": ("replica_lag_notice_seconds", float, 0.0, "seconds"),
+    "HUB_REPLICA_MAX_LAG_SECONDS": ("replica_max_lag_seconds", float, 0.0, "seconds"),
 }
 
 

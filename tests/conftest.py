@@ -118,3 +118,9 @@ def seeded(backend: str, tmp_path_factory) -> Engine:
 @pytest.fixture
 def seeded_sqlite(tmp_path_factory) -> Engine:
     return seeded_engine("sqlite", tmp_path_factory)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """The standby tests first: `pg_basebackup` copies the whole test server, which is
+    smallest before the other tests have made their databases."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("standby") else 1)
