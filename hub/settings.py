@@ -52,6 +52,9 @@ class Settings:
     map_style: str | None = None
     sm4_key_hex: str = DEMO_SM4_KEY
     sm4_key_id: str = "demo-1"
+    # Retired SM4 keys still needed to read rows written under them, as "id:hex,id:hex"
+    # (HUB_SM4_OLD_KEYS); `hub keys status` says which rows still use each.
+    sm4_old_keys: str = ""
     blind_index_key: str = DEMO_BLIND_INDEX_KEY
     timezone: str = "Asia/Shanghai"
     # Alarm thresholds overridden by HUB_ALARM_<FIELD> (e.g. HUB_ALARM_BURST_COUNT=50),
@@ -110,6 +113,7 @@ _ENV_KEYS = {
     "HUB_MAP_STYLE": "map_style",
     "HUB_SM4_KEY": "sm4_key_hex",
     "HUB_SM4_KEY_ID": "sm4_key_id",
+    "HUB_SM4_OLD_KEYS": "sm4_old_keys",
     "HUB_BLIND_INDEX_KEY": "blind_index_key",
     "HUB_TIMEZONE": "timezone",
     "HUB_AUDIT_ANCHOR_DIR": "audit_anchor_dir",

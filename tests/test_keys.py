@@ -1,20 +1,25 @@
 """SM4 key rotation (`python -m hub keys rotate`): every encrypted field moves to the new
-key, searches by ID number keep working, and a failed rotation changes nothing."""
+key, searches by ID number keep working, and a failed rotation changes nothing; rows left
+under a retired key read through the key ring and are reported until re-encrypted."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
 
+from hub import demo
 from hub.cli import main as cli
 from hub.models import AuditEntry, HelpRequest, Person
 from hub.security.crypto import DecryptionError, FieldCipher
+from hub.security.reasons import Reason
+from hub.service import Hub
 from hub.settings import load_settings
 from hub.store import session_factory, transaction
 from tests.conftest import BACKENDS
-from tests.security_support import seeded_copy
+from tests.security_support import at, principal, seeded_copy
 
 NEW_KEY, NEW_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "k2027a"
+PURSUIT = Reason("pursuit", demo.PURSUIT_CASE_NO)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -77,3 +82,88 @@ def test_rotation_needs_a_different_new_key(engine, monkeypatch) -> None:
     monkeypatch.setenv("HUB_SM4_NEW_KEY", load_settings().sm4_key_hex)
     monkeypatch.setenv("HUB_SM4_NEW_KEY_ID", "other")
     assert cli(["keys", "rotate", "--db", _db(engine)]) == 1
+
+
+def _late_write_under_old_key(engine, person_id: int, old: FieldCipher, new: FieldCipher) -> None:
+    """What a process still on the old key does after the rotation: it writes a row under
+    the old key id."""
+    with transaction(engine) as s:
+        person = s.get(Person, person_id)
+        person.id_enc = old.encrypt("id_number", new.decrypt("id_number", person.id_enc))
+        person.phone_enc = old.encrypt("phone", new.decrypt("phone", person.phone_enc))
+        person.key_id = old.key_id
+
+
+def test_rows_left_under_the_old_key_stay_readable_and_are_reported(
+    engine, monkeypatch, capsys
+) -> None:
+    settings = load_settings()
+    old = FieldCipher.from_settings(settings)
+    new = FieldCipher(bytes.fromhex(NEW_KEY), NEW_ID, old.index_key)
+    inv = principal(engine, "investigator.hf")
+    with session_factory(engine)() as s:
+        person_id, blob = s.execute(
+            select(Person.id, Person.id_enc)
+            .where(Person.city_code == inv.city_code, Person.classification != "secret",
+                   Person.id_enc.is_not(None), Person.phone_enc.is_not(None))
+            .order_by(Person.id).limit(1)
+        ).one()  # fmt: skip
+    id_number = old.decrypt("id_number", blob)
+
+    def search(settings):
+        return Hub(engine, settings).search_person(inv, "id_number", id_number, PURSUIT, now=at())
+
+    before = search(settings)
+    assert [r["id"] for r in before.rows] == [person_id]
+    monkeypatch.setenv("HUB_SM4_NEW_KEY", NEW_KEY)
+    monkeypatch.setenv("HUB_SM4_NEW_KEY_ID", NEW_ID)
+    assert cli(["keys", "rotate", "--db", _db(engine)]) == 0
+    assert "no rows under other keys" in capsys.readouterr().out
+    _late_write_under_old_key(engine, person_id, old, new)
+
+    # the app restarted on the new key, the old one in its ring: every row reads
+    monkeypatch.setenv("HUB_SM4_KEY", NEW_KEY)
+    monkeypatch.setenv("HUB_SM4_KEY_ID", NEW_ID)
+    monkeypatch.setenv("HUB_SM4_OLD_KEYS", f"{old.key_id}:{settings.sm4_key_hex}")
+    assert search(load_settings()).rows == before.rows
+
+    # `keys status` names the rows per table and field, and the key they are under
+    assert cli(["keys", "status", "--db", _db(engine)]) == 0
+    out = capsys.readouterr().out
+    assert f"persons.id_enc: 1 rows under {old.key_id} (in the key ring)" in out
+    assert f"persons.phone_enc: 1 rows under {old.key_id} (in the key ring)" in out
+    assert "help_requests" not in out
+
+    # without the old key in the ring the row is named as unreadable, not silently wrong
+    monkeypatch.delenv("HUB_SM4_OLD_KEYS")
+    with pytest.raises(DecryptionError, match=f"no key '{old.key_id}' in the key ring"):
+        search(load_settings())
+    assert cli(["keys", "status", "--db", _db(engine)]) == 1
+    assert "NOT in the key ring" in capsys.readouterr().out
+
+    # `keys reencrypt` moves the stragglers to the current key
+    monkeypatch.setenv("HUB_SM4_OLD_KEYS", f"{old.key_id}:{settings.sm4_key_hex}")
+    assert cli(["keys", "reencrypt", "--db", _db(engine)]) == 0
+    assert "re-encrypted under k2027a: persons 1, help_requests 0; no rows under other keys" in (
+        capsys.readouterr().out
+    )
+    with session_factory(engine)() as s:
+        assert s.get(Person, person_id).key_id == NEW_ID
+    monkeypatch.delenv("HUB_SM4_OLD_KEYS")
+    assert search(load_settings()).rows == before.rows
+
+
+def test_a_malformed_key_ring_is_refused(monkeypatch) -> None:
+    for raw in (
+        "demo-0",
+        "demo-0:abcd",
+        "a-key-id-of-17-ch:" + "ab" * 16,
+        f"x:{'ab' * 16},x:{'cd' * 16}",
+    ):
+        monkeypatch.setenv("HUB_SM4_OLD_KEYS", raw)
+        with pytest.raises(ValueError, match="HUB_SM4_OLD_KEYS"):
+            FieldCipher.from_settings(load_settings())
+    # the current key id may appear in the ring only with the current key
+    monkeypatch.setenv("HUB_SM4_OLD_KEYS", f"{load_settings().sm4_key_id}:{'ab' * 16}")
+    with pytest.raises(ValueError, match="other than HUB_SM4_KEY"):
+        FieldCipher.from_settings(load_settings())

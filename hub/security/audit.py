@@ -148,36 +148,110 @@ def record(
 
 
 @dataclass(frozen=True)
+class Finding:
+    """One thing verification found.
+
+    `kind` is one of: `broken` (an entry does not match its hash or link), `gap` (an
+    entry is missing), `head` (`audit_head` disagrees with the entries), and, against the
+    signed checkpoints (`hub.security.anchor`), `cut`, `wipe`, `rewrite`, `fork`,
+    `bad_checkpoint`; `unanchored` (entries newer than the newest checkpoint) is a warning.
+    """
+
+    kind: str
+    seq: int | None
+    text: str
+
+
+WARNINGS = frozenset({"unanchored"})
+
+
+@dataclass(frozen=True)
 class Verification:
     ok: bool
     checked: int
     first_broken_seq: int | None = None
     reason: str | None = None
+    findings: tuple[Finding, ...] = ()
+    anchored_seq: int | None = None  # seq of the newest valid checkpoint, if any
+    unanchored: int = 0  # entries after it, which nothing vouches for yet
 
     def message(self) -> str:
         if self.ok:
-            return f"audit chain intact: {self.checked} entries verified"
-        return f"audit chain broken at entry seq {self.first_broken_seq}: {self.reason}"
+            head = f"audit chain intact: {self.checked} entries verified"
+            if self.anchored_seq is not None:
+                head += f", anchored up to seq {self.anchored_seq}"
+        else:
+            head = f"audit chain broken at entry seq {self.first_broken_seq}: {self.reason}"
+        lines = [f"  {f.kind}" + (f" at seq {f.seq}" if f.seq else "") + f": {f.text}"
+                 for f in self.findings]  # fmt: skip
+        return "\n".join([head, *lines])
+
+
+@dataclass(frozen=True)
+class Scan:
+    """The chain recomputed from genesis: `checked` entries verified before any break."""
+
+    checked: int
+    last_seq: int  # highest seq present (0: none)
+    stored: dict[int, str]  # seq -> stored hash, for the seqs asked for
+    findings: tuple[Finding, ...]
+
+
+def scan(session: Session, wanted: Iterable[int] = (), *, batch: int = 5000) -> Scan:
+    """Recompute the chain from the first entry; name the first entry that breaks it and
+    keep the stored hash of each `wanted` seq (the checkpoints' seqs)."""
+    wanted = set(wanted)
+    prev_hash, expected_seq, checked, last = GENESIS, 1, 0, 0
+    stored: dict[int, str] = {}
+    broken: Finding | None = None
+    stmt = select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=batch)
+    for entry in session.scalars(stmt):
+        last = entry.seq
+        if entry.seq in wanted:
+            stored[entry.seq] = entry.hash
+        if broken is not None:
+            continue
+        if entry.seq != expected_seq:
+            broken = Finding("gap", expected_seq, f"entry seq {expected_seq} is missing")
+        elif entry.prev_hash != prev_hash:
+            broken = Finding("broken", entry.seq, "previous-hash link does not match")
+        elif entry_hash(prev_hash, entry) != entry.hash:
+            broken = Finding("broken", entry.seq, "content does not match its hash")
+        else:
+            prev_hash, expected_seq, checked = entry.hash, expected_seq + 1, checked + 1
+    if broken is not None:
+        return Scan(checked, last, stored, (broken,))
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.seq != checked or head.hash != prev_hash):
+        seq = checked + 1 if head.seq > checked else head.seq
+        text_ = f"the chain head says {head.seq} entries but {checked} are present"
+        return Scan(checked, last, stored, (Finding("head", seq, text_),))
+    return Scan(checked, last, stored, ())
+
+
+def verdict(
+    checked: int,
+    findings: Iterable[Finding],
+    *,
+    anchored_seq: int | None = None,
+    unanchored: int = 0,
+) -> Verification:
+    """The verification of these findings: broken unless all are warnings; the earliest
+    failing seq is `first_broken_seq`."""
+    findings = tuple(findings)
+    failures = sorted(
+        (f for f in findings if f.kind not in WARNINGS),
+        key=lambda f: f.seq if f.seq is not None else 0,
+    )
+    if not failures:
+        return Verification(True, checked, None, None, findings, anchored_seq, unanchored)
+    first = failures[0]
+    return Verification(False, checked, first.seq, first.text, findings, anchored_seq, unanchored)
 
 
 def verify(session: Session, *, batch: int = 5000) -> Verification:
-    """Recompute the chain from the first entry; name the first entry that breaks it."""
-    prev_hash, expected_seq, checked = GENESIS, 1, 0
-    stmt = select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=batch)
-    for entry in session.scalars(stmt):
-        if entry.seq != expected_seq:
-            return Verification(
-                False, checked, expected_seq, f"entry seq {expected_seq} is missing"
-            )
-        if entry.prev_hash != prev_hash:
-            return Verification(False, checked, entry.seq, "previous-hash link does not match")
-        if entry_hash(prev_hash, entry) != entry.hash:
-            return Verification(False, checked, entry.seq, "content does not match its hash")
-        prev_hash, expected_seq, checked = entry.hash, expected_seq + 1, checked + 1
-    head = session.get(AuditHead, 1)
-    if head is not None and (head.seq != checked or head.hash != prev_hash):
-        return Verification(
-            False, checked, checked + 1 if head.seq > checked else head.seq,
-            f"the chain head says {head.seq} entries but {checked} are present",
-        )  # fmt: skip
-    return Verification(True, checked)
+    """Recompute the chain from the first entry; name the first entry that breaks it.
+
+    This is the chain alone: `hub.security.anchor.verify` adds the signed checkpoints."""
+    result = scan(session, batch=batch)
+    return verdict(result.checked, result.findings)
