@@ -3,6 +3,9 @@ open case; an optional note that must not carry an ID number or a phone number."
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Row, select
@@ -16,6 +19,39 @@ from hub.validate import find_id_numbers, find_phones
 
 MAX_NOTE = 500
 MAX_CASE_NO = 32
+# A justification that says something: this many letters (a Chinese character is one)
+# beyond what the form already carries, of at least MIN_DISTINCT different ones.
+MIN_JUSTIFICATION_LETTERS = 8
+MIN_DISTINCT_LETTERS = 4
+
+
+# Separators people put between digit groups; a scan that also reads the digits with
+# them taken out finds "1 3 8 1 2 3 4 5 6 7 8" and "340104 19900307 1235".
+_DIGIT_GAP = re.compile(r"(?<=\d)[\s\-_.·/]+(?=\d)")
+
+
+def visible(text: str) -> str:
+    """`text` without format characters (zero-width spaces and joiners, bidirectional
+    overrides): they show nothing, so they can only hide or disguise what is shown."""
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
+def has_identifier(text: str) -> bool:
+    """Whether user-typed text holds an ID number or a phone, however it is disguised:
+    invisible characters, full-width digits, or digit groups split by separators."""
+    shown = unicodedata.normalize("NFKC", visible(text))
+    squeezed = _DIGIT_GAP.sub("", shown)
+    return any(find_id_numbers(t) or find_phones(t) for t in (shown, squeezed))
+
+
+def refuse_identifiers(text: str, field: str) -> str:
+    """`text` unchanged; InputError ``text_has_identifier`` if it holds an identifier
+    (DESIGN §4a: user-typed justifications and notes may not)."""
+    if has_identifier(text):
+        raise InputError(
+            "text_has_identifier", "the text contains an ID number or a phone number", field=field
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -50,7 +86,7 @@ def check_reason(session: Session, principal: Principal, reason: Reason) -> Row:
     if len(reason.note) > MAX_NOTE:
         raise InputError("too_long", "note too long", field="note", limit=MAX_NOTE)
     refuse_nul(reason.case_no, "case_no")
-    if find_id_numbers(reason.note) or find_phones(reason.note):
+    if has_identifier(reason.note):
         raise ReasonError("note_has_identifier", "the note contains an ID number or a phone number")
     # Validating the reason is not a read of records for the user: the policy filter
     # does not apply, and nothing of the case is returned beyond its existence.
@@ -66,3 +102,43 @@ def check_reason(session: Session, principal: Principal, reason: Reason) -> Row:
             "case_other_city", "the case belongs to another city", case_no=reason.case_no
         )
     return case
+
+
+def check_justification(text: str, *, limit: int, restates: Iterable[str] = ()) -> str:
+    """A justification as stored: trimmed, bounded, and saying something.
+
+    "." or "追逃" or the plate typed again says nothing an approver or a reviewer can
+    check. The text must hold `MIN_JUSTIFICATION_LETTERS` letters (Chinese characters
+    count one each; digits and punctuation do not), `MIN_DISTINCT_LETTERS` of them
+    different, once the values the form already carries (`restates`: the plate, the
+    case number) are taken out. It is judged as it reads: invisible characters are
+    dropped (and not stored), full-width forms compared as their ASCII ones, a letter
+    typed twice in a row counts once, and a phrase repeated counts once.
+
+    Raises
+    ------
+    InputError
+        ``justification_required`` (empty), ``too_long``, ``bad_characters``,
+        ``text_has_identifier``, ``justification_too_thin`` (param ``min``).
+    """
+    text = visible(text).strip()
+    if not text:
+        raise InputError("justification_required", "say why the access is needed")
+    if len(text) > limit:
+        raise InputError("too_long", "justification too long", field="justification", limit=limit)
+    refuse_nul(text, "justification")
+    refuse_identifiers(text, "justification")
+    rest = unicodedata.normalize("NFKC", text).casefold()
+    for value in restates:
+        if value := unicodedata.normalize("NFKC", visible(value)).casefold().strip():
+            rest = rest.replace(value, " ")
+    letters = "".join(c for c in rest if c.isalpha())
+    # 紧紧急急 reads as 紧急; 追逃追逃追逃 as 追逃.
+    letters = re.sub(r"(.)\1+", r"\1", letters)
+    letters = re.sub(r"^(.+?)\1+$", r"\1", letters)
+    if len(letters) < MIN_JUSTIFICATION_LETTERS or len(set(letters)) < MIN_DISTINCT_LETTERS:
+        raise InputError(
+            "justification_too_thin", "the justification says too little",
+            min=MIN_JUSTIFICATION_LETTERS,
+        )  # fmt: skip
+    return text
