@@ -3,13 +3,19 @@
 Every service here applies the policy in SQL (the row filter), turns what the viewer
 may not open into pointers grouped by owning city and level, masks the fields the
 policy says, and writes the audit entry — all in the caller's transaction.
+
+A pointer says that records exist, who owns them and how to ask, and no more: a count,
+the owner city and level, the request route, and the span of days (local dates, never
+times) — no span for secret records, and no pointer at all where the viewer's outcome
+is "never" (`Pointer`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.orm import Session
@@ -20,6 +26,7 @@ from hub.security.backstop import row_filter
 from hub.security.crypto import FieldCipher
 from hub.security.errors import AccessDenied, InputError, refuse_nul
 from hub.security.masking import mask_fields, mask_id_number, mask_phone
+from hub.security.narrative import reveal
 from hub.security.policy import (
     GrantScope,
     Outcome,
@@ -79,17 +86,48 @@ DATASETS: dict[str, tuple[type[m.Base], dict[str, str | None]]] = {
 }  # fmt: skip
 
 
+# Pointer days are calendar days where the records were made (the province's time).
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+
 @dataclass(frozen=True)
 class Pointer:
-    """Records the viewer may not open: where they are and how to ask for them."""
+    """Records the viewer may not open: where they are and how to ask for them.
+
+    `first_day` / `last_day` are the local (Asia/Shanghai) days of the earliest and
+    latest of them, for datasets with a time; None for secret records, since each end
+    of a span is one record's day (and a span of one record is that record's day).
+    """
 
     dataset: str
     city_code: str
     level: str
     count: int
-    route: Outcome  # REQUEST_CITY, REQUEST_PROVINCE or NEVER
-    first_ts: datetime | None = None
-    last_ts: datetime | None = None
+    route: Outcome  # REQUEST_CITY or REQUEST_PROVINCE; "never" gives no pointer
+    first_day: date | None = None
+    last_day: date | None = None
+
+
+def _day(ts: datetime | None) -> date | None:
+    return ts.astimezone(LOCAL_TZ).date() if ts is not None else None
+
+
+def make_pointer(
+    principal: Principal, dataset: str, city_code: str, level: str, count: int,
+    first: datetime | None = None, last: datetime | None = None,
+) -> Pointer | None:  # fmt: skip
+    """The pointer one group of hidden records gives this viewer, or None.
+
+    None where the viewer's outcome for the level is NEVER (an analyst's sensitive and
+    secret records): those are counted in aggregates only, and a pointer would tell
+    which of them matched the viewer's own query.
+    """
+    route = pointer_route(principal, level, relation(principal, city_code, None))
+    if route is Outcome.NEVER:
+        return None
+    if level == "secret":
+        first = last = None
+    return Pointer(dataset, city_code, level, count, route, _day(first), _day(last))
 
 
 @dataclass(frozen=True)
@@ -101,14 +139,28 @@ class LookupResult:
     grants_used: tuple[int, ...] = field(default_factory=tuple)
 
 
-def _row_dict(row, fields: dict[str, str | None], cipher: FieldCipher) -> dict:
-    """The exposed fields of a row; identifiers decrypted here, to be masked by the caller."""
+def _row_dict(
+    row, fields: dict[str, str | None], cipher: FieldCipher, mask: frozenset[str]
+) -> dict:
+    """The exposed fields of a row; identifiers decrypted here, to be masked by the caller.
+
+    Identifiers sealed into free text (`hub.security.narrative`) are revealed here, masked
+    by the same decision (`mask`) as this viewer's structured ID number and phone."""
     values = {}
-    for name in fields:
+    for name, kind in fields.items():
         if name == "id_number":
-            values[name] = cipher.decrypt("id_number", row.id_enc) if row.id_enc else None
+            values[name] = (
+                cipher.decrypt("id_number", row.id_enc, row.key_id) if row.id_enc else None
+            )
         elif name == "phone":
-            values[name] = cipher.decrypt("phone", row.phone_enc) if row.phone_enc else None
+            values[name] = (
+                cipher.decrypt("phone", row.phone_enc, row.key_id) if row.phone_enc else None
+            )
+        elif kind == "text":
+            values[name] = reveal(
+                getattr(row, name), cipher,
+                mask_ids="id_number" in mask, mask_phones="phone" in mask,
+            )  # fmt: skip
         else:
             values[name] = getattr(row, name)
     return values
@@ -176,25 +228,18 @@ def lookup(
         .execution_options(policy="aggregate")
     ).all()  # fmt: skip
     pointers = [
-        Pointer(dataset, r[0], r[1], r[2],
-                pointer_route(principal, r[1], relation(principal, r[0], None)),
-                r[3] if len(r) > 3 else None, r[4] if len(r) > 4 else None)
-        for r in hidden
+        p for r in hidden
+        if (p := make_pointer(principal, dataset, *r[:3], *r[3:5])) is not None
     ]  # fmt: skip
     rows, by_grant = [], []
+    kinds = {k: v for k, v in fields.items() if v}
     for row in found:
         rel = relation(principal, row.city_code, getattr(row, "district_code", None))
         via_grant = not decide(principal.role, row.classification, rel).opens
         if via_grant:
             by_grant.append(row.id)
-        values = _row_dict(row, fields, cipher)
-        rows.append(
-            mask_fields(
-                values,
-                {k: v for k, v in fields.items() if v},
-                masks_for(principal.role, via_grant=via_grant),
-            )
-        )
+        mask = masks_for(principal.role, via_grant=via_grant)
+        rows.append(mask_fields(_row_dict(row, fields, cipher, mask), kinds, mask))
     grants_used = tuple(sorted(set(_grants_for(session, model, by_grant, grants).values())))
     audit.record(
         session, principal, action, now=now, dataset=dataset, query=query,
@@ -220,7 +265,16 @@ def _bounded(value: str, field_name: str) -> str:
     return refuse_nul(value, field_name)
 
 
-def _plate_condition(value: str):
+def _masked_for(principal: Principal, kind: str) -> bool:
+    """Whether the viewer sees fields of `kind` masked on the records their role opens.
+
+    Such a viewer may find a record by the value typed in full, never by a part of it:
+    a prefix search answered with masked rows (张*, 皖A****5) spells the value out one
+    character at a time, from which rows stay in the answer."""
+    return kind in masks_for(principal.role, via_grant=False)
+
+
+def _plate_condition(value: str, *, prefix: bool = True):
     """Exact plate; without its province character, any province; or a prefix (≥ 3)."""
     plate = normalize_plate(value)
     if is_valid_plate(plate):
@@ -228,7 +282,7 @@ def _plate_condition(value: str):
     if plate and plate[0] not in PLATE_PROVINCES and is_valid_plate("皖" + plate):
         # Typed without the province: every province's plate with that rest, by index.
         return m.Sighting.plate.in_(sorted(p + plate for p in PLATE_PROVINCES)), plate
-    if len(plate) >= 3 and plate[0] in PLATE_PROVINCES and plate.isalnum():
+    if prefix and len(plate) >= 3 and plate[0] in PLATE_PROVINCES and plate.isalnum():
         # A prefix, as a range so that the (plate, ts) index serves it on both stores.
         return and_(m.Sighting.plate >= plate, m.Sighting.plate < plate + "\uffff"), plate
     return None, plate
@@ -237,8 +291,9 @@ def _plate_condition(value: str):
 def search_plate(session: Session, principal: Principal, plate: str, **kw) -> LookupResult:
     """Sightings of a plate across every city, in time order; a plate typed without its
     province character matches every province, and three or more leading characters
-    search by prefix."""
-    where, value = _plate_condition(_bounded(plate, "plate"))
+    search by prefix (not for a viewer who sees plates masked, `_masked_for`)."""
+    typed = _bounded(plate, "plate")
+    where, value = _plate_condition(typed, prefix=not _masked_for(principal, "plate"))
     if where is None:
         raise InputError("bad_plate", "not a valid plate number", value=plate.strip()[:20])
     return lookup(
@@ -250,7 +305,8 @@ def search_plate(session: Session, principal: Principal, plate: str, **kw) -> Lo
 def search_person(
     session: Session, principal: Principal, kind: str, value: str, *, cipher: FieldCipher, **kw
 ) -> LookupResult:
-    """Persons by ID number or phone (exact, through the blind index) or name prefix."""
+    """Persons by ID number or phone (exact, through the blind index) or name prefix (for
+    a viewer who sees names masked, `_masked_for`: the first character or the whole name)."""
     value = _bounded(value, kind)
     if kind == "id_number":
         number = normalize_id_number(value)
@@ -265,6 +321,10 @@ def search_person(
             raise InputError("bad_phone", problem, value=mask_phone(value[:20]))
         where = m.Person.phone_bidx == cipher.blind_index("phone", phone)
         query = {"kind": "phone", "value": cipher.blind_index("phone", phone)}
+    elif kind == "name" and len(value) > 1 and _masked_for(principal, "name"):
+        # The mask shows the first character: a one-character prefix reveals no more.
+        where = m.Person.name == value
+        query = {"kind": "name", "value": value}
     elif kind == "name":
         escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         where = m.Person.name.like(escaped + "%", escape="\\")

@@ -11,7 +11,7 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 
 import pytest
@@ -21,13 +21,13 @@ from hub import demo
 from hub.models import AccessRequest, Alarm, AuditEntry, Case, Grant, Person, Review, Sighting
 from hub.security import access
 from hub.security.errors import AccessDenied, HubError, InputError, RequestError
-from hub.security.policy import Outcome, Principal
+from hub.security.policy import DECISIONS, Outcome, Principal, base_outcome, relation
 from hub.security.reasons import Reason
 from hub.service import Hub
 from hub.settings import load_settings
 from hub.store import session_factory, transaction
-from hub.validate import make_id_number
-from tests.conftest import BACKENDS
+from hub.validate import id_check_digit, make_id_number
+from tests.conftest import ANCHOR, BACKENDS
 from tests.security_support import at, principal, seeded_copy
 
 PLATE, CASE_NO = demo.PURSUIT_PLATE, demo.PURSUIT_CASE_NO
@@ -121,7 +121,7 @@ def test_hidden_sightings_become_pointers(env: Env) -> None:
     assert not {r["id"] for r in res.rows} & chuzhou
     assert _pointer_counts(res) == {(CHUZHOU, "sensitive"): (3, Outcome.REQUEST_CITY)}
     [pointer] = res.pointers
-    assert pointer.first_ts is not None and pointer.first_ts <= pointer.last_ts
+    assert pointer.first_day is not None and pointer.first_day <= pointer.last_day
     entry = env.last_audit("investigator.hf")
     assert entry.action == "search" and entry.result_count == 6 and entry.decision == "ok"
     assert set(json.loads(entry.record_ids)) == {f"sightings:{i}" for i in hefei}
@@ -159,9 +159,12 @@ def test_roles_without_records_are_refused_and_audited(env: Env) -> None:
         assert (entry.action, entry.decision) == ("search_refused", "role_no_records")
 
 
-def test_analyst_pointers_offer_no_request(env: Env) -> None:
+def test_analyst_gets_no_pointer_where_the_answer_is_never(env: Env) -> None:
+    """Sensitive sightings are "never" for analysts: counted in aggregates, not pointed to."""
     res = env.hub.search_plate(env.who("analyst"), PLATE, PURSUIT, now=at(day=0))
-    assert res.rows == [] and {p.route for p in res.pointers} == {Outcome.NEVER}
+    assert res.rows == [] and res.pointers == []
+    entry = env.last_audit("analyst")
+    assert (entry.decision, entry.result_count, entry.detail) == ("ok", 0, None)
 
 
 # --- reasons -----------------------------------------------------------------------------
@@ -737,3 +740,257 @@ def test_refused_identifier_search_keeps_the_number_out_of_the_log(
     for column in ("query", "detail", "record_ids", "case_no"):
         value = getattr(entry, column) or ""
         assert typed not in value and typed[-8:] not in value, (column, value)
+
+
+# --- the access matrix: every demo user × every service that returns records ------------
+# Issue 14: a mask that the same row cannot undo (item 1), pointers that say no more than
+# they should (item 4), rejected feed rows are records (item 5). Every demo account (each
+# role, in each of its cities) runs every record service over the whole demo; every row
+# and every pointer it gets back is checked.
+
+MATRIX_DAY = 25  # later than every grant the tests above make, so none is in force
+RECORD_USERS = tuple(
+    u for u, _, role, *_ in demo.DEMO_USERS
+    if any(o.opens for levels in DECISIONS[role].values() for o in levels.values())
+)  # fmt: skip
+POINTER_FIELDS = {"dataset", "city_code", "level", "count", "route", "first_day", "last_day"}
+PERSON_SHOWN = re.compile(r"(\d{4}|\*{4})-(\d{2}|\*{2})-(\d{2}|\*{2})")
+
+
+@dataclass(frozen=True)
+class Answer:
+    service: str
+    dataset: str
+    rows: list
+    pointers: list
+
+
+def _reason_for(env: Env, who: Principal) -> Reason:
+    if who.city_code == HEFEI or who.role == "province_approver":
+        return PURSUIT
+    return Reason("pursuit", _open_case(env, who.city_code))
+
+
+def _days_shown(shown) -> list[date] | None:
+    """Every birth date consistent with what a row shows (None: it shows nothing)."""
+    if shown is None:
+        return None
+    if isinstance(shown, date):
+        return [shown]
+    m = PERSON_SHOWN.fullmatch(str(shown))
+    assert m, f"birth date shown as {shown!r}"
+    years = [int(m[1])] if "*" not in m[1] else range(1900, 2031)
+    out = []
+    for y in years:
+        d = date(y, 1, 1)
+        while d.year == y:
+            if ("*" in m[2] or d.month == int(m[2])) and ("*" in m[3] or d.day == int(m[3])):
+                out.append(d)
+            d += timedelta(days=1)
+    return out
+
+
+def id_candidates(row: dict) -> set[str] | None:
+    """Every valid ID number consistent with all the fields a person row shows: the kept
+    characters of the masked number, the birth date beside it, and the check digit."""
+    masked = row["id_number"]
+    days = _days_shown(row.get("birth_date"))
+    if days is None:
+        return None
+    region, tail = masked[:6], masked[-4:]
+    if row.get("sex") is not None:  # the 17th character is kept: sex adds no constraint
+        assert row["sex"] == ("M" if int(tail[2]) % 2 else "F")
+    return {
+        n17 + tail[3]
+        for d in days
+        if id_check_digit(n17 := f"{region}{d:%Y%m%d}{tail[:3]}") == tail[3]
+    }
+
+
+@pytest.fixture(scope="module")
+def stored_ids(env: Env) -> dict[int, str]:
+    cipher = env.hub.cipher
+    with session_factory(env.engine)() as s:
+        rows = s.execute(select(Person.id, Person.id_enc, Person.key_id)).all()
+    return {pid: cipher.decrypt("id_number", enc, key) for pid, enc, key in rows if enc}
+
+
+@pytest.fixture(scope="module")
+def matrix(env: Env) -> dict[str, list[Answer]]:
+    """Each record user's answers from every record service, over the whole demo."""
+    hub, now = env.hub, at(day=MATRIX_DAY)
+    with session_factory(env.engine)() as s:
+        initials = sorted({n[0] for n in s.scalars(select(Person.name))})
+        pursuit_case = s.scalar(select(Case.id).where(Case.case_no == CASE_NO))
+        subject = s.scalar(
+            select(Person.id).where(Person.city_code == HEFEI, Person.classification == "sensitive")
+            .order_by(Person.id).limit(1)
+        )  # fmt: skip
+    assist_id = hub.create_assist(
+        env.who("investigator.hf"), case_no=CASE_NO, subject_kind="person", subject_id=subject,
+        asked="请协查此人近期行踪", to_cities="all", now=now,
+    )  # fmt: skip
+    out: dict[str, list[Answer]] = {}
+    for username in RECORD_USERS:
+        who = env.who(username)
+        reason = _reason_for(env, who)
+        got = [
+            Answer("search_person", "persons", r.rows, r.pointers)
+            for r in (hub.search_person(who, "name", c, reason, now=now) for c in initials)
+        ]
+        for service, res in (
+            ("search_text", hub.search_text(who, "合成", reason, now=now)),
+            ("search_plate", hub.search_plate(who, PLATE, reason, now=now)),
+            ("search_case", hub.search_case(who, "合成", reason, now=now)),
+        ):
+            got.append(Answer(service, res.dataset, res.rows, res.pointers))
+        views = [("view_record", hub.view_record(who, "cases", pursuit_case, reason, now=now))]
+        if who.role in ("investigator", "commander"):
+            views.append(("assist_subject", hub.assist_subject(who, assist_id, reason, now=now)))
+        for service, view in views:
+            for res in (view.record, *view.links.values()):
+                got.append(Answer(service, res.dataset, res.rows, res.pointers))
+        tr = hub.plate_trajectory(who, PLATE, ANCHOR - timedelta(days=30), ANCHOR, reason, now=now)
+        got.append(Answer("plate_trajectory", "sightings", tr.points, tr.pointers))
+        out[username] = got
+    return out
+
+
+def test_matrix_masked_id_numbers_cannot_be_rebuilt_from_the_row(
+    matrix: dict[str, list[Answer]], stored_ids: dict[int, str]
+) -> None:
+    """Item 1: for every user who is shown a masked ID number, no combination of the
+    fields of that row rebuilds the stored number (the birth date is the masked middle)."""
+    masked_rows = 0
+    fewest = None
+    seen_by: set[str] = set()
+    for username, answers in matrix.items():
+        for a in answers:
+            for row in a.rows if a.dataset == "persons" else ():
+                shown, stored = row["id_number"], stored_ids.get(row["id"])
+                if shown is None or "*" not in shown:
+                    assert shown == stored  # clear: the viewer may see it anyway
+                    continue
+                masked_rows += 1
+                seen_by.add(username)
+                assert stored not in json.dumps(row, ensure_ascii=False, default=str)
+                assert stored[6:14] not in json.dumps(row, default=str).replace("-", "")
+                candidates = id_candidates(row)
+                assert candidates is None or stored in candidates, (username, row)
+                n = len(candidates) if candidates is not None else 10**6
+                assert n > 1, f"{username} rebuilds person {row['id']}'s ID number"
+                fewest = n if fewest is None else min(fewest, n)
+    # Officers (without a grant) and the analyst see masked numbers: the check ran on both.
+    assert {"officer.hf", "analyst"} <= seen_by
+    assert masked_rows > 50 and fewest is not None and fewest >= 10
+
+
+def test_matrix_pointers_say_no_more_than_they_should(env: Env, matrix) -> None:
+    """Item 4: a pointer carries counts, owner city, level, route and days (never times);
+    no days for secret records; no pointer at all where the viewer's outcome is never."""
+    secret_singles = 0
+    for username, answers in matrix.items():
+        who = env.who(username)
+        for a in answers:
+            for p in a.pointers:
+                assert {f.name for f in fields(p)} == POINTER_FIELDS
+                assert p.route.requestable, (username, a.service, p)
+                assert base_outcome(who.role, p.level, relation(who, p.city_code, None)) == p.route
+                assert p.count >= 1
+                for day in (p.first_day, p.last_day):
+                    assert day is None or (type(day) is date), (a.service, p)
+                if p.level == "secret":
+                    assert (p.first_day, p.last_day) == (None, None), (username, a.service, p)
+                    secret_singles += p.count == 1
+                elif a.dataset in ("sightings", "incidents", "help_requests"):
+                    assert p.first_day is not None and p.first_day <= p.last_day
+    # The demo's text search meets single secret incidents (the finding of the issue).
+    assert secret_singles > 0
+    assert all(not a.pointers for a in matrix["analyst"])
+
+
+def test_matrix_analyst_search_is_silent_about_what_it_may_never_open(env: Env) -> None:
+    """Item 4: the analyst's text search over every incident opens the public and internal
+    ones and says nothing of the sensitive and secret ones, not even that they matched."""
+    res = env.hub.search_text(env.who("analyst"), "合成", PURSUIT, now=at(day=MATRIX_DAY))
+    assert res.rows and {r["classification"] for r in res.rows} <= {"public", "internal"}
+    assert res.pointers == []
+
+
+def test_matrix_map_layers_and_exports_carry_no_personal_fields(env: Env, stored_ids) -> None:
+    """The situation map's features (and so its tooltips) and the analyst's export hold
+    no personal field and no identifier, for every user allowed to see them."""
+    from hub import analytics
+    from hub import situation as sit
+
+    personal = {"id_number", "phone", "birth_date", "sex", "summary", "address", "note"}
+    query = sit.SituationQuery(ANCHOR - timedelta(days=7), ANCHOR, layers=frozenset(sit.LAYERS))
+    for username in RECORD_USERS:
+        who = env.who(username)
+        if who.role not in sit.SITUATION_ROLES:
+            continue
+        view = env.hub.situation(who, query, now=at(day=MATRIX_DAY))
+        for frame in (view.points, view.cameras, view.risk_zones, view.help_requests, view.units):
+            if frame is not None:
+                assert not personal & set(frame.columns), (username, list(frame.columns))
+    export = env.hub.export_exploration(
+        env.who("analyst"), analytics.ExploreQuery(ANCHOR - timedelta(days=30), ANCHOR), "csv",
+        now=at(day=MATRIX_DAY),
+    )  # fmt: skip
+    content = export.data.decode("utf-8-sig", errors="replace")
+    assert not any(n in content for n in stored_ids.values())
+
+
+def test_matrix_admin_reads_no_rejected_row_in_clear(env: Env) -> None:
+    """Item 5: rejected feed rows are records; the admin, who opens no records, runs the
+    feeds but reads neither names, addresses, ID numbers nor phones of rejected rows."""
+    admin = env.who("admin")
+    name, idn, phone, address = (
+        "（合成）驳回测试人",
+        "340302199211014305",
+        "13849482548",
+        "蚌山区驳回路9号",
+    )
+    data = (
+        f"姓名;性别;出生日期;身份证号;联系电话;住址\n{name};未知;19921101;{idn};{phone};{address}\n"
+    ).encode()
+    report = env.hub.ingest_feed(
+        admin, city="340300", spec_name="bengbu_persons_nokey", filename="rejects.csv", data=data
+    )
+    assert report.batch_id
+    shown = env.hub.feed_rejects(admin, report.batch_id)
+    assert len(shown) == 1
+    texts = [
+        shown.to_csv(index=False),
+        env.hub.reject_file(admin, report.batch_id).decode("utf-8-sig"),
+    ]
+    for shown_text in texts:
+        for secret in (name, idn, idn[6:14], phone, address):
+            assert secret not in shown_text, secret
+
+
+def test_identifiers_sealed_in_narratives_are_revealed_by_the_viewers_masks(env: Env) -> None:
+    """A phone sealed into a narrative at ingest comes back masked for whoever sees the
+    structured phone masked, and in clear for whoever sees it clear."""
+    from hub.models import Incident
+    from hub.security.narrative import seal
+
+    phone = "13912345678"
+    with transaction(env.engine) as s:
+        incident = s.scalars(
+            select(Incident).where(
+                Incident.city_code == HEFEI, Incident.district_code == "340102",
+                Incident.classification == "internal",
+            ).limit(1)
+        ).one()  # fmt: skip
+        incident.summary = seal(f"（合成）封存测试，联系电话{phone}，已派员处置。", env.hub.cipher)
+        assert phone not in incident.summary
+    now = at(day=MATRIX_DAY)
+    shown = {
+        username: {r["id"]: r["summary"] for r in env.hub.search_text(
+            env.who(username), "封存测试", PURSUIT, now=now).rows}[incident.id]
+        for username in ("officer.hf", "analyst", "investigator.hf")
+    }  # fmt: skip
+    assert "联系电话139****5678" in shown["officer.hf"] and phone not in shown["officer.hf"]
+    assert "联系电话139****5678" in shown["analyst"]
+    assert f"联系电话{phone}" in shown["investigator.hf"]

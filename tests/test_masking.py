@@ -1,20 +1,25 @@
 """Tests for hub.security.masking."""
 
 import json
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from hub.security.masking import (
+    DERIVED_FIELDS,
+    DERIVED_KINDS,
     FIELD_MASKS,
+    mask_birth_date,
     mask_fields,
     mask_id_number,
     mask_name,
     mask_phone,
     mask_plate,
     mask_text,
+    with_derived,
 )
-from hub.validate import is_valid_id_number
+from hub.validate import id_check_digit, is_valid_id_number
 
 # The repository sits beside shared/, which holds vectors collected from other
 # projects' test suites (see SOURCES.md there).
@@ -267,15 +272,81 @@ def test_field_masks_cover_the_kinds() -> None:
 
 def test_mask_fields_only_requested_kinds() -> None:
     record = _record()
-    out = mask_fields(record, KINDS, frozenset({"id_number", "phone"}))
+    out = mask_fields(record, KINDS, frozenset({"name", "plate"}))
     assert out == {
-        "id_number": "340104********1235",
-        "phone": "138****5678",
-        "name": "张三",
-        "plate": "皖A12345",
+        "id_number": ID_A,
+        "phone": "13812345678",
+        "name": "张*",
+        "plate": "皖A****5",
         "narrative": f"身份证{ID_B}",
         "case_no": "A2023-001",
     }
+
+
+@pytest.mark.parametrize("kind", ["id_number", "phone"])
+def test_masking_an_identifier_masks_it_in_free_text_too(kind: str) -> None:
+    """A narrative or address may quote the number (a contact): it is masked with it."""
+    out = mask_fields(_record(), KINDS, frozenset({kind}))
+    assert out["narrative"] == "身份证340102********0425"
+    assert (out["name"], out["plate"]) == ("张三", "皖A12345")
+
+
+# --- fields derived from a masked one ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (date(1964, 4, 18), "1964-**-**"),
+        (datetime(1964, 4, 18, 8, 30), "1964-**-**"),
+        ("1964-04-18", "1964-**-**"),
+        ("1964-**-**", "1964-**-**"),  # idempotent
+        ("unknown", "*******"),
+        (None, None),
+    ],
+)
+def test_mask_birth_date(value, expected) -> None:
+    assert mask_birth_date(value) == expected
+
+
+PERSON_KINDS = {"id_number": "id_number", "phone": "phone", "name": "name", "address": "text"}
+
+
+def _person() -> dict:
+    return {
+        "id_number": "340104196404183015", "birth_date": date(1964, 4, 18), "sex": "M",
+        "phone": "13812345678", "name": "张三", "address": "瑶海区长江路1号",
+    }  # fmt: skip
+
+
+def test_a_masked_id_number_coarsens_the_birth_date_beside_it() -> None:
+    """The masked middle of an ID number is the birth date: shown in full beside the
+    mask, it rebuilds the number (issue 14, item 1)."""
+    out = mask_fields(_person(), PERSON_KINDS, frozenset({"id_number"}))
+    assert (out["id_number"], out["birth_date"]) == ("340104********3015", "1964-**-**")
+    # the 17th character (sex) stays visible in the mask, so the field stays too
+    assert out["sex"] == "M" and out["id_number"][-2] == "1"
+    # what stays visible leaves many numbers possible: every day of 1964 whose check
+    # character is the one shown
+    candidates = [
+        n for d in range(366)
+        if (day := date(1964, 1, 1) + timedelta(days=d)).year == 1964
+        and id_check_digit(n := f"340104{day:%Y%m%d}301") == "5"
+    ]  # fmt: skip
+    assert "340104196404183015"[:17] in candidates and len(candidates) > 10
+
+
+def test_clear_id_number_leaves_the_birth_date_alone() -> None:
+    out = mask_fields(_person(), PERSON_KINDS, frozenset({"phone"}))
+    assert out["birth_date"] == date(1964, 4, 18) and out["id_number"] == "340104196404183015"
+
+
+def test_derived_fields_are_data_beside_the_masks() -> None:
+    assert DERIVED_FIELDS["id_number"] == {"birth_date": mask_birth_date}
+    assert set(DERIVED_KINDS) <= set(FIELD_MASKS)
+    assert all(k <= set(FIELD_MASKS) for k in DERIVED_KINDS.values())
+    assert with_derived(frozenset({"phone"})) == {"phone", "text"}
+    assert with_derived(frozenset({"name"})) == {"name"}
 
 
 def test_mask_fields_all_kinds() -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from hub import demo
 from hub.models import AuditEntry, Camera
+from hub.records import LOCAL_TZ
 from hub.security.errors import HubError
 from hub.security.reasons import Reason
 from hub.service import Hub
@@ -65,7 +66,7 @@ def test_own_city_points_with_speeds_and_a_pointer_for_the_neighbour(env) -> Non
     assert (ptr.city_code, ptr.level, ptr.count, ptr.route.value) == (
         CHUZHOU, "sensitive", 3, "request_city",
     )  # fmt: skip
-    assert ptr.first_ts > tr.points[-1]["ts"]
+    assert ptr.first_day >= tr.points[-1]["ts"].astimezone(LOCAL_TZ).date()
     entry = _last_audit(engine, "investigator.hf")
     assert (entry.action, entry.dataset, entry.case_no) == ("search", "sightings", CASE_NO)
     assert entry.result_count == len(tr.points) and entry.decision == "ok"
@@ -92,8 +93,9 @@ def test_break_glass_shows_the_crossing_at_once(env) -> None:
     hub, who, _ = env
     inv, t0 = who["investigator.hf"], at(day=3)
     hub.break_glass(
-        inv, plate=PLATE, owner_city=CHUZHOU, reason=PURSUIT, justification="追逃", now=t0
-    )
+        inv, plate=PLATE, owner_city=CHUZHOU, reason=PURSUIT, now=t0,
+        justification="追逃：嫌疑车辆驶入滁州",
+    )  # fmt: skip
     tr = hub.plate_trajectory(inv, PLATE, START, END, PURSUIT, now=t0 + timedelta(minutes=5))
     assert [(c["from_city"], c["to_city"]) for c in tr.crossings] == [(HEFEI, CHUZHOU)]
 

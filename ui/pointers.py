@@ -13,7 +13,7 @@ from hub.security.errors import HubError
 from hub.security.reasons import Reason
 from ui.errors import show_error
 from ui.i18n import t
-from ui.tables import local_time
+from ui.text import plain
 
 # What a request may be scoped to: a lookup by name, case or free text is too broad.
 REQUEST_SCOPES = ("plate", "id_number", "phone")
@@ -39,8 +39,8 @@ def pointer_card(
     """
     city = names.get(p.city_code, p.city_code)
     text = t("pointer_line", n=p.count, city=city, level=t("level_" + p.level))
-    if p.first_ts and p.last_ts:
-        text += t("pointer_span", start=local_time(p.first_ts), end=local_time(p.last_ts, "%H:%M"))
+    if p.first_day and p.last_day:
+        text += t("pointer_span", start=p.first_day.isoformat(), end=p.last_day.isoformat())
     with st.container(border=True):
         st.markdown(f":material/lock: {text}")
         if not p.route.requestable:
@@ -51,7 +51,7 @@ def pointer_card(
             return
         kind, value = scope
         with st.form(f"{key}req-{p.dataset}-{p.city_code}-{p.level}"):
-            st.markdown(f"**{t('request_access')}** · {value.strip()}")
+            st.markdown(f"**{t('request_access')}** · {plain(value.strip())}")
             why = st.text_area(t("justification"), max_chars=1000)
             if st.form_submit_button(t("send_request")):
                 try:

@@ -6,6 +6,10 @@ out on the phone, while the value itself cannot be recovered. The policy decides
 *which* field kinds are masked; ``mask_fields`` is the one place where that
 decision is applied.
 
+A mask is judged by what the whole row reveals (DESIGN §4a): a field that
+carries the hidden part of a masked one is masked or coarsened with it.
+``DERIVED_FIELDS`` and ``DERIVED_KINDS`` hold that as data, beside the masks.
+
 All functions are pure, accept ``None`` (returned unchanged) and are idempotent:
 masking an already masked value gives the same value, so a record that passes
 through two layers is not damaged. A value that does not have the expected shape
@@ -16,7 +20,9 @@ to show are only known for well-formed values.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Set
+from datetime import date
 from typing import Any
 
 from hub.validate import (
@@ -287,6 +293,127 @@ def mask_text(value: str | None) -> str | None:
 
 
 # ---------------------------------------------------------------------------
+# Fields derived from a masked one
+# ---------------------------------------------------------------------------
+
+_YEAR_SHAPE = re.compile(r"([0-9]{4})-[0-9*]{2}-[0-9*]{2}")
+
+
+def mask_birth_date(value: date | str | None) -> str | None:
+    """Coarsen a birth date to its year, ``1964-04-18`` → ``1964-**-**``.
+
+    Parameters
+    ----------
+    value : date, str or None
+        A date (or datetime), or its ISO text; an already coarsened value is
+        returned unchanged (idempotence).
+
+    Returns
+    -------
+    str or None
+        The year followed by starred month and day. Anything that is not a
+        date is replaced by as many stars as it has characters. ``None`` stays
+        ``None``.
+
+    Notes
+    -----
+    The eight hidden digits of a masked ID number are the birth date: shown in
+    full beside the mask, it rebuilds the number. With the year only, month and
+    day stay hidden, and the check digit leaves about 33 candidate numbers
+    (``tests/test_masking.py`` counts them); the year keeps ages usable.
+    """
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return f"{value.year:04d}-**-**"
+    m = _YEAR_SHAPE.fullmatch(str(value).strip())
+    if m:
+        return f"{m[1]}-**-**"
+    return _STAR * len(str(value))
+
+
+#: Masked field kind → the fields that carry its hidden part, and how each is
+#: shown when that kind is masked. A GB 11643 number hides its birth date
+#: (characters 7-14), so a record's ``birth_date`` is coarsened to the year.
+#: ``sex`` is not listed: it derives from the 17th character, which the mask
+#: keeps visible (the last four), so the field shows nothing the mask hides.
+DERIVED_FIELDS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "id_number": {"birth_date": mask_birth_date},
+}
+
+#: Masked field kind → the kinds of fields that may quote it. A narrative or an
+#: address (free text) may hold an ID number or a phone, e.g. as a contact, so
+#: masking the structured field also masks the identifiers in the text.
+DERIVED_KINDS: dict[str, frozenset[str]] = {
+    "id_number": frozenset({"text"}),
+    "phone": frozenset({"text"}),
+}
+
+
+def with_derived(mask: Set[str]) -> frozenset[str]:
+    """The kinds to mask once the kinds that may quote a masked one are added."""
+    return frozenset(mask).union(*(DERIVED_KINDS.get(k, frozenset()) for k in mask))
+
+
+# A run of digits as free text writes a number: ASCII or full-width digits, grouped by
+# single spaces or hyphens ("0551-6278 1234"). Runs shorter than this are house
+# numbers and dates rather than a part of an identifier worth hiding.
+_DIGIT_RUN = re.compile(r"[0-9０-９](?:[ \u3000\-－]?[0-9０-９])+")
+_MIN_RUN = 6
+# Separators people put inside a name or a plate they quote ("上官 婉儿", "皖A·12345").
+_WORD_SEP = r"[\s·•・\-]?"
+
+
+def _digits(value: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKC", value) if c.isascii() and c.isdigit())
+
+
+def _repeats(
+    record: Mapping[str, Any], kinds: Mapping[str, str], mask: Set[str]
+) -> tuple[set[str], list[tuple[re.Pattern[str], str]]]:
+    """The row's own masked values, as free text may repeat them.
+
+    The finders of ``mask_text`` know mobiles and 18-digit numbers only; a row that
+    repeats its own fixed-line phone, 15-digit number, name or plate in its address or
+    narrative would show there what the structured field masks. Digits are compared
+    as digits (any grouping, full-width or not); names and plates as written, with
+    separators allowed between their characters.
+    """
+    numbers: set[str] = set()
+    words: list[tuple[re.Pattern[str], str]] = []
+    for key, kind in kinds.items():
+        value = record.get(key)
+        if kind not in mask or kind == "text" or not isinstance(value, str):
+            continue
+        if kind in ("id_number", "phone"):
+            if len(digits := _digits(value)) >= _MIN_RUN:
+                numbers.add(digits)
+            continue
+        clear = normalize_plate(value) if kind == "plate" else value.strip()
+        if len(clear) >= 2:
+            pattern = _WORD_SEP.join(re.escape(c) for c in clear if not c.isspace())
+            words.append((re.compile(pattern, re.IGNORECASE), FIELD_MASKS[kind](value) or ""))
+    return numbers, words
+
+
+def _mask_repeats(text: str, numbers: set[str], words: list[tuple[re.Pattern[str], str]]) -> str:
+    """`text` with the row's masked values starred wherever it repeats them."""
+
+    def digits_run(m: re.Match[str]) -> str:
+        run = m[0]
+        digits = _digits(run)
+        if len(digits) < _MIN_RUN or not any(digits in n for n in numbers):
+            return run
+        return "".join(_STAR if c.isdigit() else c for c in run)
+
+    if numbers:
+        text = _DIGIT_RUN.sub(digits_run, text)
+    for pattern, masked in words:
+        text = pattern.sub(masked, text)
+    return text
+
+
+# ---------------------------------------------------------------------------
 # Records
 # ---------------------------------------------------------------------------
 
@@ -306,7 +433,10 @@ def mask_fields(
     """Return a copy of a record with the fields of the given kinds masked.
 
     This is the one place where masking is applied; the access policy decides
-    the ``mask`` set.
+    the ``mask`` set. What the rest of the row would reveal is masked with it:
+    the kinds that may quote a masked kind (``DERIVED_KINDS``), the fields
+    that carry its hidden part (``DERIVED_FIELDS``), and every repetition of a
+    masked value of the row in its free text (``_repeats``).
 
     Parameters
     ----------
@@ -323,7 +453,8 @@ def mask_fields(
     -------
     dict
         A shallow copy of ``record`` with each field whose kind is in ``mask``
-        replaced by its masked value.
+        (or derived from one there) replaced by its masked value, and each
+        field derived from a masked kind the record holds coarsened.
 
     Raises
     ------
@@ -337,6 +468,7 @@ def mask_fields(
     unknown = (set(kinds.values()) | set(mask)) - FIELD_MASKS.keys()
     if unknown:
         raise ValueError(f"unknown field kinds: {', '.join(sorted(unknown))}")
+    mask = with_derived(mask)
     result = dict(record)
     for key, kind in kinds.items():
         if kind not in mask or key not in result:
@@ -345,4 +477,13 @@ def mask_fields(
         if value is not None and not isinstance(value, str):
             raise TypeError(f"field {key!r} to be masked as {kind} is not a string")
         result[key] = FIELD_MASKS[kind](value)
+    numbers, words = _repeats(record, kinds, mask)
+    if numbers or words:
+        for key, kind in kinds.items():
+            if kind == "text" and isinstance(result.get(key), str):
+                result[key] = _mask_repeats(result[key], numbers, words)
+    for kind in mask & set(kinds.values()):
+        for key, coarsen in DERIVED_FIELDS.get(kind, {}).items():
+            if key in result:
+                result[key] = coarsen(result[key])
     return result
