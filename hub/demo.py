@@ -29,6 +29,7 @@ from hub import models as m
 from hub.bulk import bulk_insert, reset_sequences
 from hub.codes import codes
 from hub.security.crypto import FieldCipher
+from hub.security.narrative import seal
 from hub.settings import Settings
 from hub.validate import make_id_number, normalize_phone
 
@@ -264,7 +265,7 @@ def generate(size: Size, seed: int, anchor: datetime, cipher: FieldCipher) -> De
         _sightings(out["cameras"], roads, size, rng, anchor), "sightings", "GC"
     )
     out["incidents"] = envelope(
-        _incidents(districts, hotspots, size, rng, anchor, district_name, city_name),
+        _incidents(districts, hotspots, size, rng, anchor, district_name, city_name, cipher),
         "incidents",
         "JQ",
     )
@@ -344,7 +345,9 @@ def _assign(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return city, district, ok
 
 
-def _incidents(districts, hotspots, size, rng, anchor, district_name, city_name) -> pd.DataFrame:
+def _incidents(
+    districts, hotspots, size, rng, anchor, district_name, city_name, cipher
+) -> pd.DataFrame:
     types = codes("incident_type")
     n = size.incidents
     n_hot = int(n * 0.55)
@@ -387,9 +390,11 @@ def _incidents(districts, hotspots, size, rng, anchor, district_name, city_name)
     address = [f"{d}{s}{k}号" for d, s, k in zip(dname, street, number, strict=True)]
     phones = _phones(n, rng)
     with_phone = rng.random(n) < 0.15
+    # The caller's phone is sealed as a feed's would be (hub.security.narrative): the
+    # store never holds an identifier in clear text.
     summary = [
         f"（合成）报警人称在{a}附近发生{t}警情"
-        + (f"，联系电话{p}" if wp else "")
+        + (f"，联系电话{seal(p, cipher)}" if wp else "")
         + "，已派员处置。"
         for a, t, p, wp in zip(address, type_zh, phones, with_phone, strict=True)
     ]
@@ -1048,7 +1053,7 @@ DEMO_USERS: tuple[tuple[str, str, str, str | None, str | None], ...] = (
 
 def seed_users(engine: Engine, *, now: datetime) -> int:
     """Create the demo accounts that do not exist yet, through the real user service."""
-    from hub.security.identity import DEMO_PASSWORD, add_user
+    from hub.security.identity import add_demo_user
     from hub.store import transaction
 
     made = 0
@@ -1057,7 +1062,7 @@ def seed_users(engine: Engine, *, now: datetime) -> int:
         for username, name, role, city, district in DEMO_USERS:
             if username in existing:
                 continue
-            add_user(session, None, username=username, display_name=name, role=role,
-                     password=DEMO_PASSWORD, city_code=city, district_code=district, now=now)  # fmt: skip
+            add_demo_user(session, username=username, display_name=name, role=role,
+                          city_code=city, district_code=district, now=now)  # fmt: skip
             made += 1
     return made

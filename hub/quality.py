@@ -10,7 +10,12 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.ingest.datasets import LINE_VALUES, dataset
+from hub.ingest.spec import FeedError, parse_spec
 from hub.models import FeedBatch, FeedReject
+from hub.security.crypto import FieldCipher
+from hub.security.masking import mask_id_number, mask_name, mask_phone, mask_plate, mask_text
+from hub.security.narrative import UNREADABLE, open_value
 
 # Feeds are run by the platform admin and the provincial department (DESIGN §5).
 FEED_ROLES = frozenset({"admin", "province_approver"})
@@ -87,18 +92,116 @@ def scorecard(session: Session, *, now: datetime) -> pd.DataFrame:
     return card
 
 
-def rejects(session: Session, batch_id: int, *, limit: int = 1000) -> pd.DataFrame:
-    """Rejected rows of one batch: line number, the raw row and every reason."""
+# What each feed role sees of a rejected row. A rejected row is a fragment of a record:
+# the province approver fixes feeds, so sees the row with identifiers and names masked
+# (as an analyst sees records); the admin opens no records (DESIGN §4), so sees only
+# line numbers, reason codes, field names and parameters, never a value of the row.
+REJECT_VIEWS = {"province_approver": "masked", "admin": "codes"}
+WITHHELD = "***"
+_MASKERS = {"id_number": mask_id_number, "phone": mask_phone, "plate": mask_plate,
+            "name": mask_name}  # fmt: skip
+
+
+def _field_kinds(dataset_name: str) -> dict[str, str]:
+    """Standard field -> the mask kind of its values (identifiers and personal names)."""
+    try:
+        ds = dataset(dataset_name)
+    except KeyError:
+        return {}
+    kinds = {n: f.check for n, f in ds.fields.items() if f.check in _MASKERS}
+    if dataset_name == "persons":
+        kinds["name"] = "name"
+    return kinds
+
+
+def _column_kinds(batch: FeedBatch | None) -> tuple[dict[str, str], str]:
+    """Source column -> mask kind, and the cell delimiter, from the spec kept with the batch."""
+    if batch is None or not batch.spec:
+        return {}, ","
+    try:
+        spec = parse_spec(batch.spec)
+    except FeedError:  # a spec that no longer parses: every value is masked as text
+        return {}, ","
+    fields = _field_kinds(batch.dataset)
+    kinds = {col: fields[name] for name, cols in spec.columns.items() if name in fields
+             for col in cols}  # fmt: skip
+    return kinds, spec.delimiter or ","
+
+
+def _masked_cell(cell: str) -> str:
+    # A cell of a line that could not be split into columns: which column it belongs to
+    # is unknown, so anything that is not an identifier is masked like a name (first
+    # character kept), and the line keeps only its shape (the number of cells).
+    shown = mask_text(cell)
+    return shown if shown != cell else (mask_name(cell) or "")
+
+
+def _mask_value(value: object, kind: str | None) -> object:
+    if not isinstance(value, str):
+        return value
+    return _MASKERS[kind](value) if kind else mask_text(value)
+
+
+def _masked_raw(stored: str, cipher: FieldCipher, columns: dict[str, str], delimiter: str) -> str:
+    """A stored rejected row decrypted and masked: by column kind when it is a JSON object
+    of source columns, cell by cell otherwise."""
+    raw = open_value(stored, cipher)
+    if raw is None:
+        return UNREADABLE
+    try:
+        row = json.loads(raw)
+    except ValueError:
+        row = None
+    if not isinstance(row, dict):
+        return delimiter.join(_masked_cell(c) for c in raw.split(delimiter))
+    shown = {k: _mask_value(v, columns.get(k)) for k, v in row.items()}
+    return json.dumps(shown, ensure_ascii=False)
+
+
+def _shown_reason(reason: dict, view: str, cipher: FieldCipher, fields: dict[str, str]) -> dict:
+    if "value" not in reason or reason["code"] in LINE_VALUES:
+        return reason
+    if view != "masked":
+        return {**reason, "value": WITHHELD}
+    value = open_value(str(reason["value"]), cipher)
+    shown = UNREADABLE if value is None else _mask_value(value, fields.get(reason.get("field")))
+    return {**reason, "value": shown}
+
+
+def rejects(session: Session, batch_id: int, *, role: str, cipher: FieldCipher,
+            limit: int = 1000) -> pd.DataFrame:  # fmt: skip
+    """Rejected rows of one batch as the role may see them (``REJECT_VIEWS``).
+
+    Returns
+    -------
+    DataFrame
+        ``row_number`` and ``reasons`` (list of dicts, values masked or withheld) and,
+        for the province approver only, ``raw`` (the row decrypted and masked).
+
+    Raises
+    ------
+    KeyError
+        For a role not in ``REJECT_VIEWS`` (callers check ``FEED_ROLES`` first).
+    """
+    view = REJECT_VIEWS[role]
+    batch = session.get(FeedBatch, batch_id)
+    columns, delimiter = _column_kinds(batch)
+    fields = _field_kinds(batch.dataset) if batch is not None else {}
     rows = session.execute(
         select(FeedReject.row_number, FeedReject.raw, FeedReject.reasons)
         .where(FeedReject.batch_id == batch_id)
         .order_by(FeedReject.row_number)
         .limit(limit)
     ).all()
-    return pd.DataFrame(
-        [(n, raw, json.loads(reasons)) for n, raw, reasons in rows],
-        columns=["row_number", "raw", "reasons"],
-    )
+    out = []
+    for n, raw, reasons in rows:
+        shown = [_shown_reason(r, view, cipher, fields) for r in json.loads(reasons)]
+        if view == "masked":
+            out.append((n, _masked_raw(raw, cipher, columns, delimiter), shown))
+        else:
+            out.append((n, shown))
+    cols = ["row_number", "raw", "reasons"] if view == "masked" else ["row_number", "reasons"]
+    return pd.DataFrame(out, columns=cols)
 
 
 def reason_text(reason: dict) -> str:

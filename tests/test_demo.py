@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -14,11 +15,13 @@ from sqlalchemy import text
 from geo.boundaries import load_boundaries
 from hub import demo
 from hub.security.crypto import FieldCipher
+from hub.security.narrative import reveal
 from hub.settings import load_settings
 from hub.validate import id_region, is_valid_id_number, is_valid_phone, is_valid_plate
 from tests.conftest import ANCHOR, ROOT
 
 CIPHER = FieldCipher.from_settings(load_settings())
+DIGEST = re.compile(r"[0-9a-f]{64}")
 POINT_TABLES = ("incidents", "cameras", "sightings", "units", "help_requests")
 
 
@@ -85,9 +88,15 @@ def test_same_seed_same_data(small):
     again = demo.generate(demo.SIZES["small"], 7, ANCHOR, CIPHER)
     assert list(small) == list(again)
     for name, df in small.items():
-        # Ciphertexts carry a random nonce; their blind indexes must agree instead.
-        plain = [c for c in df.columns if not c.endswith("_enc")]
+        # Ciphertexts carry a random nonce; their blind indexes must agree instead, and
+        # sealed narratives must agree once opened.
+        plain = [c for c in df.columns if not c.endswith("_enc") and c != "summary"]
         pd.testing.assert_frame_equal(df[plain], again[name][plain], obj=name)
+        if "summary" in df:
+            opened = [df["summary"], again[name]["summary"]]
+            opened = [s.map(lambda v: reveal(v, CIPHER, mask_ids=False, mask_phones=False))
+                      for s in opened]  # fmt: skip
+            pd.testing.assert_series_equal(*opened, obj=name)
 
 
 def test_other_seed_other_data(small):
@@ -192,3 +201,31 @@ def test_ids_dense_from_one(small):
     for name, df in small.items():
         if "id" in df:
             assert np.array_equal(df["id"].to_numpy(), np.arange(1, len(df) + 1)), name
+
+
+def test_no_identifier_in_clear_in_any_text_column(seeded):
+    """Issue 14 item 2: the seeded demo (audit log included) holds no ID number or phone
+    in clear in any text column; the incident narratives keep them sealed."""
+    from sqlalchemy import String, Text
+
+    from hub import models as m
+    from hub.validate import find_id_numbers, find_phones
+
+    found, sealed = [], []
+    with seeded.connect() as conn:
+        for table in m.Base.metadata.sorted_tables:
+            cols = [c for c in table.columns if isinstance(c.type, String | Text)]
+            if not cols:
+                continue
+            for row in conn.execute(table.select().with_only_columns(*cols)):
+                for col, value in zip(cols, row, strict=True):
+                    if not value or DIGEST.fullmatch(value):  # a hash or blind index
+                        continue
+                    if find_id_numbers(value) or find_phones(value):
+                        found.append((table.name, col.name, value[:80]))
+                    elif "⟦ph:" in value and table.name == "incidents":
+                        sealed.append(value)
+    assert found == [], sorted({(t, c) for t, c, _ in found})
+    assert sealed  # the demo's callers' phones are there, encrypted
+    shown = reveal(sealed[0], CIPHER, mask_ids=False, mask_phones=False)
+    assert find_phones(shown) and "⟦" not in shown

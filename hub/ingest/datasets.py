@@ -16,6 +16,12 @@ from hub import models as m
 
 # Envelope columns the pipeline sets itself; a spec never maps them.
 _ENVELOPE = {"id", "created_at", "updated_at", "city_code", "source_batch_id"}
+# Free-text columns that repeat identifiers ("caller 138..."): sealed before they are
+# stored (hub.security.narrative). Names, codes and keys are not narratives.
+NARRATIVES = frozenset({"summary", "note", "address", "title"})
+# Rejection reasons whose value is a line number of the file, not a fragment of the row:
+# kept in clear where other values are stored encrypted and withheld from the admin.
+LINE_VALUES = frozenset({"conflicting_duplicate"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class Field:
     code_table: str | None = None
     check: str | None = None  # id_number, phone, plate: validated by hub.validate
     doc: str = ""
+    narrative: bool = False  # free text: identifiers in it are stored encrypted
 
 
 @dataclass(frozen=True)
@@ -84,8 +91,9 @@ def _from_model(
         required = not col.nullable and col.default is None and col.name not in optional
         max_len = col.type.length if isinstance(col.type, String) else None
         out[col.name] = Field(
-            col.name, _kind(col), required, max_len, (codes or {}).get(col.name), doc=col.doc or ""
-        )
+            col.name, _kind(col), required, max_len, (codes or {}).get(col.name),
+            doc=col.doc or "", narrative=col.name in NARRATIVES and _kind(col) == "text",
+        )  # fmt: skip
     return out
 
 

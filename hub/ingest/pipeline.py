@@ -40,12 +40,13 @@ from geo.coords import convert
 from hub import models as m
 from hub.bulk import before_index_build, write_frame
 from hub.codes import code_values
-from hub.ingest.datasets import Dataset, dataset
-from hub.ingest.readers import LAT, LON, Chunk, read_chunks
+from hub.ingest.datasets import LINE_VALUES, Dataset, dataset
+from hub.ingest.readers import LAT, LON, Chunk, Limits, read_chunks
 from hub.ingest.spec import FeedError, Spec
 from hub.security import audit
 from hub.security.crypto import FieldCipher
 from hub.security.masking import mask_id_number, mask_phone
+from hub.security.narrative import MAY_HOLD, reveal, seal, seal_value
 from hub.security.policy import Principal
 from hub.validate import (
     id_number_problem,
@@ -419,7 +420,8 @@ def _canon(s: pd.Series) -> pd.Series:
 class _Writer:
     """Everything one ingest writes, on one connection inside one transaction."""
 
-    def __init__(self, conn: Connection, session: Session, ds: Dataset, city: str, batch_id: int):
+    def __init__(self, conn: Connection, session: Session, ds: Dataset, city: str, batch_id: int,
+                 cipher: FieldCipher):  # fmt: skip
         self.conn, self.session, self.ds, self.city, self.batch_id = (
             conn,
             session,
@@ -427,6 +429,7 @@ class _Writer:
             city,
             batch_id,
         )
+        self.cipher = cipher
         t = ds.table
         rows = conn.execute(select(t.c.source_id, t.c.id).where(t.c.city_code == city))
         self.existing: dict[str, int] = dict(rows.all())
@@ -488,6 +491,8 @@ class _Writer:
         for c in [c for c in self.compare if c in new.columns]:
             a = _canon(new[c].reset_index(drop=True))
             b = old[c].reset_index(drop=True)
+            if c in self.ds.fields and self.ds.fields[c].narrative:
+                b = _opened(b, self.cipher)  # a token's ciphertext differs on every seal
             if isinstance(new[c].dtype, pd.DatetimeTZDtype):
                 b = pd.to_datetime(b, utc=True)
             elif new[c].dtype.kind == "f":
@@ -590,6 +595,49 @@ class _Seen:
         return dup, np.where(repeated & ~dup, ref_row, 0)
 
 
+def _may_hold(s: pd.Series) -> np.ndarray:
+    """Rows whose text may hold an identifier (a vectorised pre-check of the narrative
+    finders, so that the per-row work runs only on the few rows with digit runs)."""
+    return s.str.contains(MAY_HOLD.pattern, regex=True, na=False).to_numpy(dtype=bool)
+
+
+def _opened(s: pd.Series, cipher: FieldCipher) -> pd.Series:
+    """Stored narratives with their tokens decrypted, to compare with a new feed row."""
+    sealed = s.str.contains("⟦", regex=False, na=False).to_numpy(dtype=bool)
+    if not sealed.any():
+        return s
+    s = s.astype(object).copy()
+    s[sealed] = [reveal(v, cipher, mask_ids=False, mask_phones=False) for v in s[sealed]]
+    return s
+
+
+def _seal_narratives(frame: pd.DataFrame, ds: Dataset, cipher: FieldCipher) -> pd.DataFrame:
+    """ID numbers and phones in the narrative columns replaced by encrypted tokens.
+
+    Runs on the rows about to be written, after duplicates and changes were found on the
+    clear text: a token's ciphertext differs on every seal, the clear text does not."""
+    for name, f in ds.fields.items():
+        if not f.narrative or name not in frame.columns:
+            continue
+        hit = _may_hold(frame[name])
+        if hit.any():
+            col = frame[name].astype(object).copy()
+            col[hit] = [seal(v, cipher, max_len=f.max_len) for v in col[hit]]
+            frame = frame.assign(**{name: col})
+    return frame
+
+
+def _sealed_reasons(reasons: list[dict], cipher: FieldCipher) -> str:
+    """A rejected row's reasons as stored: the offending values encrypted, since they are
+    fragments of the row (an ID number in a wrong column, a plate)."""
+    out = [
+        {**r, "value": seal_value(r["value"], cipher)}
+        if "value" in r and r["code"] not in LINE_VALUES else r
+        for r in reasons
+    ]  # fmt: skip
+    return json.dumps(out, ensure_ascii=False, default=str)
+
+
 def _raw_json(frame: pd.DataFrame, positions: np.ndarray) -> list[str]:
     sub = frame.iloc[positions]
     return [json.dumps(r, ensure_ascii=False)[:4000] for r in sub.to_dict("records")]
@@ -617,9 +665,10 @@ class _Run:
     def chunk(self, chunk: Chunk) -> None:
         t0 = time.perf_counter()
         tally, frame, n = self.tally, chunk.frame.reset_index(drop=True), len(chunk.frame)
+        # Rejected rows are records: stored encrypted, shown by policy (hub.quality).
         rejects: list[tuple[int, str, str]] = [
-            (rp.row_number, rp.raw, json.dumps([{"code": rp.code, "field": "", **rp.params}],
-                                               ensure_ascii=False))
+            (rp.row_number, seal_value(rp.raw, self.cipher),
+             _sealed_reasons([{"code": rp.code, "field": "", **rp.params}], self.cipher))
             for rp in chunk.problems
         ]  # fmt: skip
         for rp in chunk.problems:
@@ -661,7 +710,7 @@ class _Run:
                 for r in rs:
                     tally.reasons[r["code"]] += 1
                 rejects.append(
-                    (int(rows[pos]), raw, json.dumps(rs, ensure_ascii=False, default=str))
+                    (int(rows[pos]), seal_value(raw, self.cipher), _sealed_reasons(rs, self.cipher))
                 )
         keep = ~bad & ~dup
         tally.duplicate += int(dup.sum())
@@ -686,6 +735,10 @@ class _Run:
         # later row with one of them is a duplicate or a conflict, never an update.
         tally.inserted += len(fresh)
         tally.updated += len(known)
+        t2 = time.perf_counter()
+        fresh = _seal_narratives(fresh, self.ds, self.cipher)
+        known = _seal_narratives(known, self.ds, self.cipher)
+        tally.timings["seal"] += time.perf_counter() - t2
         self.drain()
         self.pending = self.pool.submit(self._write, fresh, known, rejects)
 
@@ -829,6 +882,7 @@ def ingest(
     principal: Principal | None = None,
     now: datetime | None = None,
     progress: Progress | None = None,
+    limits: Limits = Limits(),
 ) -> BatchReport:
     """Ingest one feed file of one city under a spec; the batch report.
 
@@ -864,7 +918,7 @@ def ingest(
             try:
                 with conn.begin(), Session(bind=conn) as session:
                     _ingest(conn, session, report, spec, ds, source, digest, cipher, principal,
-                            now, progress, started)  # fmt: skip
+                            now, progress, started, limits)  # fmt: skip
             finally:
                 if conn.in_transaction():
                     conn.rollback()
@@ -888,7 +942,7 @@ def ingest(
 
 
 def _ingest(conn, session, report, spec, ds, source, digest, cipher, principal, now, progress,
-            started) -> None:  # fmt: skip
+            started, limits) -> None:  # fmt: skip
     same = session.scalar(
         select(m.FeedBatch.id).where(
             m.FeedBatch.city_code == report.city_code, m.FeedBatch.dataset == ds.name,
@@ -903,9 +957,9 @@ def _ingest(conn, session, report, spec, ds, source, digest, cipher, principal, 
     session.add(batch)
     session.flush()
     report.batch_id, report.same_file_as = batch.id, same
-    writer = _Writer(conn, session, ds, report.city_code, batch.id)
+    writer = _Writer(conn, session, ds, report.city_code, batch.id, cipher)
     run = _Run(spec, ds, report.city_code, cipher, now, writer, now)
-    chunks = read_chunks(source, spec)
+    chunks = read_chunks(source, spec, limits)
     first = True
     try:
         while True:
