@@ -1,0 +1,86 @@
+"""The notification badge every page shows: what waits on the person, refreshed every few
+seconds as a fragment (the page itself does not rerun), a toast for each new item, and
+each notice a link to its item. Sound-free by design: a command room is loud enough."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from hub.notify import Notice
+from hub.security.errors import HubError
+from hub.security.policy import Principal
+from ui.hub import get_hub
+from ui.i18n import t
+from ui.registry import PAGES_BY_KEY
+from ui.text import plain
+
+REFRESH_SECONDS = 5
+TOASTS_PER_CHECK = 3
+SHOWN = 20
+_SINCE = "notices_since"
+ICONS = {
+    "request_to_decide": ":material/approval:",
+    "request_decided": ":material/task_alt:",
+    "operation_invitation": ":material/group_add:",
+    "unit_request": ":material/local_police:",
+    "alert": ":material/campaign:",
+    "watch_hit": ":material/notifications_active:",
+}
+
+
+def notice_text(n: Notice, names: dict[str, str]) -> str:
+    """The notice's sentence (`notice_<kind>`); codes become names, text stays text."""
+    params = {k: plain(v) if isinstance(v, str) else v for k, v in n.params.items()}
+    for key in ("city", "from_city"):
+        if key in n.params:
+            params[key] = plain(names.get(str(n.params[key]), n.params[key]))
+    if "level" in n.params:
+        params["level"] = t("level_" + str(n.params["level"]))
+    if "status" in n.params:
+        params["status"] = t("status_" + str(n.params["status"]))
+    return t(f"notice_{n.kind}", id=n.item_id, **params)
+
+
+def _link(n: Notice, names: dict[str, str], role: str) -> None:
+    target = dict(n.target)
+    spec = PAGES_BY_KEY.get(str(target.pop("page", "")))
+    label = notice_text(n, names)
+    if spec is None or role not in spec.roles:
+        st.markdown(label)
+        return
+    st.page_link(spec.file, label=label, icon=ICONS.get(n.kind),
+                 query_params={k: str(v) for k, v in target.items()})  # fmt: skip
+
+
+def notice_badge(principal: Principal) -> None:
+    """The badge (a popover listing what waits, each a link) and the toasts of new items;
+    call once per page from the frame."""
+
+    @st.fragment(run_every=REFRESH_SECONDS)
+    def badge() -> None:
+        try:
+            check = get_hub().notices.check(principal, since=st.session_state.get(_SINCE))
+        except HubError:
+            return  # an ended session is signed out by the page's next check
+        from ui.frame import city_names  # the frame shows this badge: imported when drawn
+
+        first = _SINCE not in st.session_state
+        st.session_state[_SINCE] = check.checked_at
+        names = city_names()
+        if not first:
+            for n in check.new[:TOASTS_PER_CHECK]:
+                st.toast(notice_text(n, names), icon=ICONS.get(n.kind))
+        label = t("notice_badge", n=check.count) if check.count else t("notice_badge_none")
+        with st.popover(label, icon=":material/notifications:"):
+            for n in check.notices[:SHOWN]:
+                _link(n, names, principal.role)
+            if check.count > SHOWN:
+                st.caption(t("notice_more", n=check.count - SHOWN))
+            if check.count and st.button(t("notice_mark_seen"), key="notices_seen"):
+                try:
+                    get_hub().notices.mark_seen(principal)
+                except HubError:
+                    return
+                st.rerun(scope="fragment")
+
+    badge()
