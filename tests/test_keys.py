@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 
 from hub import demo
 from hub.cli import main as cli
-from hub.models import AuditEntry, HelpRequest, Person
+from hub.models import AuditEntry, HelpRequest, Incident, Person
 from hub.security.crypto import DecryptionError, FieldCipher
+from hub.security.narrative import reveal
 from hub.security.reasons import Reason
 from hub.service import Hub
 from hub.settings import load_settings
@@ -53,8 +54,51 @@ def test_rotation_moves_every_field_to_the_new_key(engine, monkeypatch, capsys) 
         assert person.id_bidx == bidx, "the blind index does not change"
         with pytest.raises(DecryptionError):
             old.decrypt("id_number", person.id_enc)
-        entry = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).one()
-        assert entry.action == "key_rotate" and entry.result_count > 0
+        entries = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(2)).all()
+        rotated = [e for e in entries if e.action == "key_rotate"]
+        assert rotated and rotated[0].result_count > 0
+
+
+def _summaries(engine) -> list[str]:
+    with session_factory(engine)() as s:
+        return list(s.scalars(select(Incident.summary).where(Incident.summary.contains("⟦"))
+                              .execution_options(policy="validation")))  # fmt: skip
+
+
+def test_rotation_moves_sealed_narratives_to_the_new_key(engine, monkeypatch) -> None:
+    """Identifiers sealed in narratives follow the fields: after a rotation they open with
+    the new key alone, and the old key can be retired."""
+    sealed = _summaries(engine)
+    assert sealed and all(":demo-1:" in t for t in sealed)
+    monkeypatch.setenv("HUB_SM4_NEW_KEY", NEW_KEY)
+    monkeypatch.setenv("HUB_SM4_NEW_KEY_ID", NEW_ID)
+    assert cli(["keys", "rotate", "--db", _db(engine)]) == 0
+    after = _summaries(engine)
+    assert len(after) == len(sealed) and all(f":{NEW_ID}:" in t for t in after)
+    new_only = FieldCipher(bytes.fromhex(NEW_KEY), NEW_ID, b"x")
+    opened = [reveal(t, new_only, mask_ids=False, mask_phones=False) for t in after]
+    assert all("⟦" not in t and "[***]" not in t for t in opened)
+
+
+def test_seal_narratives_encrypts_what_an_older_store_kept_in_clear(engine, capsys) -> None:
+    phone = "13912345678"
+    with transaction(engine) as s:
+        incident = s.scalars(select(Incident).order_by(Incident.id).limit(1)
+                             .execution_options(policy="validation")).one()  # fmt: skip
+        incident.summary = f"报警人电话 {phone}，称有人打架"
+        incident_id = incident.id
+    assert cli(["keys", "seal-narratives", "--db", _db(engine)]) == 0
+    assert "incidents 1" in capsys.readouterr().out
+    with session_factory(engine)() as s:
+        stored = s.get(Incident, incident_id).summary
+    assert phone not in stored and "⟦ph:" in stored
+    cipher = FieldCipher.from_settings(load_settings())
+    assert (
+        reveal(stored, cipher, mask_ids=False, mask_phones=False)
+        == f"报警人电话 {phone}，称有人打架"
+    )
+    assert cli(["keys", "seal-narratives", "--db", _db(engine)]) == 0
+    assert "nothing to do" in capsys.readouterr().out
 
 
 def test_a_ciphertext_under_another_key_stops_the_rotation(engine, monkeypatch, capsys) -> None:
