@@ -27,6 +27,7 @@ from geo.assign import assign_city_district
 from geo.nearest import UnitIndex, unit_speeds_kmh
 from hub import alerts, response
 from hub import models as m
+from hub.boundary import holds_identifier
 from hub.security import audit
 from hub.security.errors import AccessDenied, HubError, InputError
 from hub.security.identity import principal_of
@@ -92,6 +93,11 @@ def load_scenario(name: str, directory: Path = EXERCISE_DIR) -> Scenario:
                 raise _bad(name, f"inject {n}: {key} {inj[key]!r} is not an earlier {key}")
         if "ref" in inj:
             refs[inj["ref"]] = kind
+        # Injected text lands in shared records unsealed: a drill script has no business
+        # carrying a real ID number or phone.
+        for key, value in inj.items():
+            if isinstance(value, str) and holds_identifier(value):
+                raise _bad(name, f"inject {n}: {key} holds an ID number or a phone")
     for key in ("title", "lead_city"):
         if not isinstance(raw.get(key), str):
             raise _bad(name, f"{key} missing")

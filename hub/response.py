@@ -20,6 +20,7 @@ shows them in the viewer's language; entries typed by people are stored as typed
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ from sqlalchemy.orm import Session
 from geo.distance import buffer_m, haversine_m
 from geo.nearest import UnitIndex, unit_speeds_kmh
 from hub import models as m
+from hub.codes import CLASSIFICATIONS, classification_rank
 from hub.response_rules import (
     UNIT_STATUS_FOR_REQUEST,
     allowed_next,
@@ -46,8 +48,10 @@ from hub.response_rules import (
 )
 from hub.security import audit
 from hub.security.backstop import row_filter
+from hub.security.crypto import FieldCipher
 from hub.security.errors import AccessDenied, InputError, refuse_nul
-from hub.security.policy import Principal
+from hub.security.narrative import seal
+from hub.security.policy import Principal, base_outcome, relation
 from hub.validate import find_id_numbers, find_phones
 
 RESPONSE_ROLES = frozenset({"commander"})
@@ -1054,50 +1058,93 @@ def incident_eido(
     )
 
 
-def import_eido(
-    session: Session, principal: Principal, eido: dict, *, now: datetime
-) -> tuple[int, bool]:
-    """Store an incident shared as EIDO JSON; returns (its id, whether it was new).
+# Incidents taken in by EIDO import are filed under their own natural keys: the
+# tracking identifier behind this prefix. Feeds key their records by the city's own
+# source ids, so an import cannot land on (or be answered by) a feed's record.
+IMPORT_KEY_PREFIX = "eido:"
 
-    The incident keeps its owning city (the tracking identifier's); importing the same
-    object again finds the stored one (the natural key is city + source id).
+
+def _import_key(city_code: str, source_id: str) -> str:
+    key = f"{IMPORT_KEY_PREFIX}{city_code}:{source_id}"
+    if len(key) <= 64:  # the column's length
+        return key
+    return f"{IMPORT_KEY_PREFIX}{city_code}:~{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+
+def _highest_own_level(principal: Principal) -> str:
+    rel = relation(principal, principal.city_code or "", None)
+    return [lv for lv in CLASSIFICATIONS if base_outcome(principal.role, lv, rel).opens][-1]
+
+
+def import_eido(
+    session: Session, principal: Principal, eido: dict, *, now: datetime, cipher: FieldCipher
+) -> tuple[int, bool]:
+    """Take in an incident another city shared as EIDO JSON; returns (its id, whether new).
+
+    The copy belongs to the importer's city, at the shared classification, which may be
+    no higher than the importer opens in their own city; its origin stays in its natural
+    key (`IMPORT_KEY_PREFIX` + the tracking identifier). Importing the same object again
+    finds that copy; the lookup runs under the importer's row filter and only in their
+    city, so the answer never tells anything about a record they may not open. ID
+    numbers and phones in the narrative and address are sealed (`narrative.seal`).
+    Every import is audited: accepted here (``created`` or ``exists``), refused by the
+    Hub's refusal path.
 
     Raises
     ------
     InputError
         ``bad_eido`` / ``bad_incident`` (`hub.exchange.incident_from_eido`),
-        ``bad_location`` (outside the province), ``unknown_district``.
+        ``eido_own_city`` (the importer's city's own incidents come in by its feeds),
+        ``eido_above_level`` (params ``level``, ``max``), ``bad_location`` (outside
+        the province), ``unknown_city``, ``eido_key_taken``.
     """
     import h3
 
     from hub.exchange import incident_from_eido
 
-    _require_commander(principal)
+    city = _require_commander(principal)
     inc = incident_from_eido(eido)
+    if inc["city_code"] == city:
+        raise InputError("eido_own_city", "your city's own incidents come in by its feeds")
+    ceiling = _highest_own_level(principal)
+    if classification_rank(inc["classification"]) > classification_rank(ceiling):
+        raise InputError(
+            "eido_above_level", "the import is classified above what you may open",
+            level=inc["classification"], max=ceiling,
+        )  # fmt: skip
     lon, lat = check_point(inc["lon"], inc["lat"])
-    i = m.Incident
-    existing = session.scalar(
-        select(i.id)
-        .where(i.city_code == inc["city_code"], i.source_id == inc["source_id"])
-        .execution_options(policy="validation")
-    )  # checking the natural key, not reading a record
-    if existing is not None:
-        return existing, False
-    if inc["district_code"] is not None and session.get(m.District, inc["district_code"]) is None:
-        raise InputError("unknown_district", "no such district", district=inc["district_code"])
     _cities_known(session, [inc["city_code"]])
-    row = m.Incident(
-        **{k: inc[k] for k in ("source_id", "city_code", "district_code", "classification",
-                               "type_code", "severity", "status", "ts", "reported_at",
-                               "address", "summary")},
-        lon=lon, lat=lat, h3_r7=h3.latlng_to_cell(lat, lon, 7),
-        h3_r8=h3.latlng_to_cell(lat, lon, 8),
-    )  # fmt: skip
-    session.add(row)
-    session.flush()
+    tracking = f"{inc['city_code']}:{inc['source_id']}"
+    key = _import_key(inc["city_code"], inc["source_id"])
+    i = m.Incident
+    # Under the importer's row filter (the session's backstop): a copy they may not
+    # open is not found.
+    existing = session.scalar(select(i.id).where(i.city_code == city, i.source_id == key))
+    created = existing is None
+    if created:
+        # Only a record of the importer's own city can hold the key, and only one its
+        # feed keyed like an import; refuse rather than fail on the unique index.
+        taken = session.scalar(
+            select(i.id)
+            .where(i.city_code == city, i.source_id == key)
+            .execution_options(policy="validation")
+        )
+        if taken is not None:
+            raise InputError("eido_key_taken", "your city already has a record under this key")
+        row = m.Incident(
+            **{k: inc[k] for k in ("classification", "type_code", "severity", "status", "ts",
+                                   "reported_at")},
+            source_id=key, city_code=city, district_code=None,
+            address=seal(inc["address"], cipher, max_len=200), summary=seal(inc["summary"], cipher),
+            lon=lon, lat=lat, h3_r7=h3.latlng_to_cell(lat, lon, 7),
+            h3_r8=h3.latlng_to_cell(lat, lon, 8),
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+        existing = row.id
     audit.record(
         session, principal, "import", now=now, dataset="incidents",
-        query={"kind": "eido", "value": f"{inc['city_code']}:{inc['source_id']}"[:64]},
-        record_ids=[f"incidents:{row.id}"], owner_cities=[row.city_code], decision="ok",
+        query={"kind": "eido", "value": tracking[:64]}, record_ids=[f"incidents:{existing}"],
+        owner_cities=[city], decision="created" if created else "exists",
     )  # fmt: skip
-    return row.id, True
+    return existing, created

@@ -277,10 +277,11 @@ def test_eido_share_and_import_round_trip(env):
                                                     Case.status == "open").limit(1))  # fmt: skip
     eido = env.hub.share_incident(hf, inc.id, Reason("case_investigation", case_no), now=at(21))
     assert eido["incidentComponent"][0]["incidentTrackingIdentifier"] == f"{HEFEI}:{inc.source_id}"
-    assert env.hub.import_incident(cz, eido, now=at(21)) == (inc.id, False)
-    eido["incidentComponent"][0]["incidentTrackingIdentifier"] = f"{HEFEI}:SHARED-1"
+    # 滁州 takes in a copy of its own (tests/test_eido_import.py has the ownership rules)
     new_id, created = env.hub.import_incident(cz, eido, now=at(21))
-    assert created and env.scalar(select(Incident.city_code).where(Incident.id == new_id)) == HEFEI
+    assert created and new_id != inc.id
+    assert env.scalar(select(Incident.city_code).where(Incident.id == new_id)) == CHUZHOU
+    assert env.hub.import_incident(cz, eido, now=at(21)) == (new_id, False)
     with pytest.raises(InputError) as caught:
         env.hub.import_incident(cz, {"nonsense": 1}, now=at(21))
     assert caught.value.code == "bad_eido"
@@ -547,3 +548,19 @@ def test_the_pages_escalate_after_the_configured_delay(env):
     quick = Hub(env.engine, dataclasses.replace(env.hub.settings, alert_escalate_minutes=5))
     quick.alert_upkeep()
     assert escalated() == {HEFEI, CHUZHOU}
+
+
+def test_a_drill_script_with_an_identifier_is_refused_at_load(tmp_path):
+    """Injected text lands unsealed in shared records: a script carrying a phone or an ID
+    number is refused by name before it can run."""
+    from hub import exercise
+    from hub.security.errors import InputError
+
+    text = (exercise.EXERCISE_DIR / "border_crash.toml").read_text(encoding="utf-8")
+    (tmp_path / "leaky.toml").write_text(
+        text.replace("有人员被困。", "有人员被困，报警人 139 1234 5678。"), encoding="utf-8"
+    )
+    with pytest.raises(InputError) as caught:
+        exercise.load_scenario("leaky", tmp_path)
+    assert caught.value.code == "bad_exercise" and "summary" in caught.value.params["problem"]
+    assert exercise.load_scenario("border_crash").injects  # the shipped one still loads
