@@ -120,12 +120,16 @@ def make_pointer(
 
     None where the viewer's outcome for the level is NEVER (an analyst's sensitive and
     secret records): those are counted in aggregates only, and a pointer would tell
-    which of them matched the viewer's own query.
+    which of them matched the viewer's own query. None, too, for a single secret record.
     """
     route = pointer_route(principal, level, relation(principal, city_code, None))
     if route is Outcome.NEVER:
         return None
     if level == "secret":
+        # A pointer to one secret record says that this very record exists and matched:
+        # for secret data that is already too much. Several are a count, without days.
+        if count == 1:
+            return None
         first = last = None
     return Pointer(dataset, city_code, level, count, route, _day(first), _day(last))
 

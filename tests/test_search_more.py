@@ -10,6 +10,7 @@ from sqlalchemy import select
 from hub.demo import PURSUIT_CASE_NO
 from hub.models import AuditEntry, Incident
 from hub.security.errors import InputError
+from hub.security.narrative import reveal
 from hub.security.reasons import Reason
 from hub.service import Hub
 from hub.settings import load_settings
@@ -40,6 +41,8 @@ def test_narrative_search_masks_phones_for_officers_not_investigators(hub):
                 Incident.district_code == "340102", Incident.classification == "public",
             ).limit(1)
         )  # fmt: skip
+    assert "⟦ph:" in summary  # stored sealed; the investigator reads it in clear
+    summary = reveal(summary, hub.cipher, mask_ids=False, mask_phones=False)
     words = summary.split("联系电话")[0][-8:]
     officer = hub.sign_in("officer.hf", "demo-2026")
     inv = hub.sign_in("investigator.hf", "demo-2026")
