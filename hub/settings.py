@@ -85,6 +85,13 @@ class Settings:
     # (HUB_REPLICA_URL); pages say how old its data is past HUB_REPLICA_LAG_NOTICE_SECONDS,
     # and reads go back to the primary past HUB_REPLICA_MAX_LAG_SECONDS or when it is down.
     replica_url: str | None = None
+    # The live feeds' bus: a JetStream cluster (comma-separated nats:// servers) with the
+    # hub consumer's credentials and the streams' replica count; without HUB_BUS_URL the
+    # embedded server started by ./run (HUB_BUS_USER, HUB_BUS_PASSWORD, HUB_BUS_REPLICAS).
+    bus_url: str | None = None
+    bus_user: str | None = None
+    bus_password: str | None = None
+    bus_replicas: int = 3
     replica_lag_notice_seconds: float = 10.0
     replica_max_lag_seconds: float = 300.0
 
@@ -119,6 +126,9 @@ _ENV_KEYS = {
     "HUB_AUDIT_ANCHOR_DIR": "audit_anchor_dir",
     "HUB_AUDIT_SIGNING_KEY": "audit_signing_key_file",
     "HUB_REPLICA_URL": "replica_url",
+    "HUB_BUS_URL": "bus_url",
+    "HUB_BUS_USER": "bus_user",
+    "HUB_BUS_PASSWORD": "bus_password",
 }
 # HUB_ENV takes exactly one of these: a misspelt "Production" must not start a demo.
 ENVIRONMENTS = ("demo", "production")
@@ -135,6 +145,7 @@ _NUMBERS = {
     "HUB_AUDIT_CHECKPOINT_MINUTES": ("audit_checkpoint_minutes", float, 0.01, "minutes"),
     "HUB_REPLICA_LAG_NOTICE_SECONDS": ("replica_lag_notice_seconds", float, 0.0, "seconds"),
     "HUB_REPLICA_MAX_LAG_SECONDS": ("replica_max_lag_seconds", float, 0.0, "seconds"),
+    "HUB_BUS_REPLICAS": ("bus_replicas", int, 1, "replicas"),
 }
 
 

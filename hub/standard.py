@@ -110,6 +110,44 @@ def standard() -> dict:
         },
         "entities": entities,
         "code_tables": tables,
+        "message_bus": message_contract(),
+    }
+
+
+def message_contract() -> dict:
+    """How a city's systems stream records to the hub over NATS JetStream."""
+    from hub.live import bus
+
+    return {
+        "transport": "NATS JetStream (any NATS client library)",
+        "stream": bus.STREAM,
+        "subject": f"{bus.FEED_PREFIX}.<adcode>.<dataset>",
+        "payload": "one UTF-8 JSON object per message; keys are the entity's field names "
+        "(source_id is the natural key; times ISO 8601 with zone; WGS84)",
+        "datasets": {
+            ds: {
+                "subject": f"{bus.FEED_PREFIX}.<adcode>.{ds}",
+                "schema": f"#/entities/{ds}",
+                "spec": f"stream_{ds}",
+            }
+            for ds in bus.STREAM_DATASETS
+        },  # fmt: skip
+        "deduplication_header": "Nats-Msg-Id",
+        "message_id": "<adcode>:<dataset>:<source_id>",
+        "duplicate_window_seconds": bus.DUPLICATE_WINDOW_S,
+        "redelivery": "re-sending a record with the same source_id changes nothing unless "
+        "its content changed (then it is updated)",
+        "acknowledgement": "wait for the JetStream publish ack; on a timeout re-send with "
+        "the same Nats-Msg-Id",
+        "credentials": {
+            "user": "city-<adcode>",
+            "publish": f"{bus.FEED_PREFIX}.<adcode>.> only (the server refuses other subjects)",
+            "inbox_prefix": "_INBOX_<adcode> (set it in the client for publish acks)",
+            "issued_by": "the hub's operator (python -m hub bus credentials --city ADCODE)",
+        },
+        "max_message_bytes": 64 << 10,
+        "rejects": "a record that fails validation is kept with its reasons on the Feeds page; "
+        f"a message that cannot be read at all is parked after {bus.MAX_TRIES} tries",
     }
 
 

@@ -1,0 +1,291 @@
+"""`python -m hub stream`: the hub's durable pull consumer of city feeds.
+
+Messages are taken in micro-batches per subject (one city, one dataset): up to
+`Options.batch_max` messages or `Options.max_wait_s` seconds. Each micro-batch becomes a
+JSON Lines source and goes through `hub.ingest.pipeline.ingest`, the very path of file
+feeds, so validation, mapping, rejects, lineage (one feed batch per micro-batch, named
+``stream:<subject>:<first>-<last sequence>``) and audit are the same. A message is
+acknowledged only after the transaction that stored it committed; a redelivered message
+finds its natural key and changes nothing.
+
+Failures:
+- a micro-batch the pipeline refuses as a whole is split in halves until the message
+  that causes it stands alone; the others go on;
+- a message that fails alone is redelivered later (`nak` with a delay) and, at its
+  `Options.max_tries`-th delivery, parked in the dead-letter stream with its reason;
+- the store locked or down: the same micro-batch is retried with growing pauses while
+  the bus holds everything else (at most one more micro-batch is fetched behind it:
+  back-pressure, not memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from hub.ingest.pipeline import BatchReport, ingest
+from hub.ingest.readers import Limits
+from hub.ingest.spec import FeedError, Spec, load_spec
+from hub.live import bus
+from hub.security.crypto import FieldCipher
+
+log = logging.getLogger("hub.stream")
+_TRANSIENT_HINTS = ("locked", "busy", "timeout", "connection", "could not serialize",
+                    "deadlock", "server closed")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the consumer batches, retries and parks."""
+
+    batch_max: int = 2000
+    max_wait_s: float = 0.5
+    fetch: int = 2000
+    nak_delay_s: float = 2.0
+    max_tries: int = bus.MAX_TRIES
+    retry_max_s: float = 30.0  # longest pause while the store is unavailable
+    connect_wait_s: float = 15.0  # how long to wait for the bus at start
+
+
+@dataclass
+class Stats:
+    """What a run of the consumer did."""
+
+    batches: int = 0
+    messages: int = 0  # acknowledged after commit
+    rows_rejected: int = 0
+    failed_batches: int = 0
+    retried: int = 0  # messages sent back for a later try
+    parked: int = 0
+    store_waits: int = 0
+    ingest_seconds: float = 0.0  # inside the pipeline (the rest: bus, batching, acks)
+    batch_ids: list[int] = field(default_factory=list)
+
+
+class _StoreUnavailable(Exception):
+    """The store cannot take a batch now (locked, down): wait and try the same again."""
+
+
+def stream_spec(dataset: str) -> Spec:
+    """The shipped JSON Lines spec of the standard for a streamed dataset."""
+    return load_spec(f"stream_{dataset}")
+
+
+def jsonl(bodies: list[bytes]) -> bytes:
+    """Message bodies as JSON Lines: line breaks inside one JSON document are blanks
+    (JSON allows none inside strings), an empty body is a document that is no object."""
+    lines = [b.replace(b"\r", b" ").replace(b"\n", b" ").strip() or b'""' for b in bodies]
+    return b"\n".join(lines) + b"\n"
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, FeedError):
+        if exc.code != "store_refused":
+            return False
+        text = f"{exc} {exc.params}".lower()
+        return any(h in text for h in _TRANSIENT_HINTS)
+    return isinstance(exc, DBAPIError | OSError)
+
+
+def _match_watches(engine: Engine, batch_id: int) -> None:
+    """Raise plate-watch hits for a committed batch of sightings (hub.watch, if present)."""
+    try:
+        from hub import watch
+    except ImportError:
+        return
+    match = getattr(watch, "match_batch", None)
+    if match is None:
+        return
+    try:
+        match(engine, batch_id)
+    except Exception:  # the records are stored; a matcher fault must not stop the stream
+        log.exception("plate watch matching failed for batch %s", batch_id)
+
+
+class StreamConsumer:
+    """The hub's consumer of HUB_FEEDS: `await run()` until stopped or drained."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        endpoint: bus.Endpoint,
+        cipher: FieldCipher,
+        *,
+        options: Options = Options(),
+        limits: Limits = Limits(),
+    ) -> None:
+        self.engine, self.endpoint, self.cipher = engine, endpoint, cipher
+        self.options, self.limits = options, limits
+        self.stats = Stats()
+        self._specs = {d: stream_spec(d) for d in bus.STREAM_DATASETS}
+        self._js = None
+
+    # --- one micro-batch ----------------------------------------------------------------
+
+    def _ingest(self, adcode: str, spec: Spec, subject: str, msgs: list) -> BatchReport:
+        seqs = [m.metadata.sequence.stream for m in msgs]
+        started = time.perf_counter()
+        try:
+            return self._pipeline(adcode, spec, subject, msgs, seqs)
+        finally:
+            self.stats.ingest_seconds += time.perf_counter() - started
+
+    def _pipeline(self, adcode: str, spec: Spec, subject: str, msgs: list, seqs: list[int]):
+        return ingest(
+            self.engine, city_code=adcode, spec=spec,
+            source=io.BytesIO(jsonl([m.data for m in msgs])),
+            source_name=f"stream:{subject}:{min(seqs)}-{max(seqs)}", cipher=self.cipher,
+            limits=self.limits,
+        )  # fmt: skip
+
+    async def _store(self, adcode: str, spec: Spec, subject: str, msgs: list) -> None:
+        """Ingest `msgs` and acknowledge them; split on a refusal; wait out the store."""
+        pause = 0.5
+        while True:
+            try:
+                report = await asyncio.to_thread(self._ingest, adcode, spec, subject, msgs)
+                break
+            except Exception as exc:
+                if not _transient(exc):
+                    if not isinstance(exc, FeedError):  # a pipeline fault: still one message's
+                        log.exception("ingest of %s messages of %s failed", len(msgs), subject)
+                    code = exc.code if isinstance(exc, FeedError) else "ingest_crashed"
+                    self.stats.failed_batches += 1
+                    if len(msgs) == 1:
+                        await self._failed(msgs[0], code, str(exc))
+                    else:
+                        half = len(msgs) // 2
+                        await self._store(adcode, spec, subject, msgs[:half])
+                        await self._store(adcode, spec, subject, msgs[half:])
+                    return
+            # The store cannot take it now: keep these messages ours and fetch nothing
+            # else; the bus holds the rest.
+            self.stats.store_waits += 1
+            log.warning("store unavailable; retrying %s messages in %.1f s", len(msgs), pause)
+            for m in msgs:
+                await m.in_progress()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, self.options.retry_max_s)
+        for m in msgs:
+            await m.ack()
+        self.stats.batches += 1
+        self.stats.messages += len(msgs)
+        self.stats.rows_rejected += report.rows_rejected
+        if report.batch_id is not None:
+            self.stats.batch_ids.append(report.batch_id)
+            if spec.dataset == "sightings" and report.rows_inserted + report.rows_updated:
+                await asyncio.to_thread(_match_watches, self.engine, report.batch_id)
+
+    async def _failed(self, msg, code: str, reason: str) -> None:
+        """Send a failing message back for later, or park it after its last try."""
+        tries = msg.metadata.num_delivered
+        if tries < self.options.max_tries:
+            self.stats.retried += 1
+            await msg.nak(delay=self.options.nak_delay_s)
+            return
+        await self._park(msg, code, reason)
+
+    async def _park(self, msg, code: str, reason: str) -> None:
+        seq = msg.metadata.sequence.stream
+        parsed = bus.parse_subject(msg.subject)
+        tail = ".".join(parsed) if parsed else "unknown.unknown"
+        headers = {
+            "Nats-Msg-Id": f"dead:{seq}", "Hub-Subject": msg.subject, "Hub-Stream-Seq": str(seq),
+            "Hub-Reason": code, "Hub-Error": reason[:500],
+            "Hub-Deliveries": str(msg.metadata.num_delivered),
+        }  # fmt: skip
+        await self._js.publish(f"{bus.DEAD_PREFIX}.{tail}", msg.data, headers=headers)
+        await msg.term()  # parked: the bus never delivers it again
+        self.stats.parked += 1
+        log.warning("parked message %s of %s: %s", seq, msg.subject, code)
+
+    async def _flush(self, subject: str, msgs: list) -> None:
+        parsed = bus.parse_subject(subject)
+        if parsed is None or parsed[1] not in self._specs:
+            for m in msgs:  # no retry makes an unknown dataset known
+                await self._park(m, "unknown_dataset", f"no streamed dataset on {subject}")
+            return
+        msgs.sort(key=lambda m: m.metadata.sequence.stream)
+        await self._store(parsed[0], self._specs[parsed[1]], subject, msgs)
+
+    # --- the loop -----------------------------------------------------------------------
+
+    async def _pending(self, sub) -> int:
+        info = await sub.consumer_info()
+        return info.num_pending + info.num_ack_pending
+
+    async def run(self, *, stop: asyncio.Event | None = None, drain: bool = False) -> Stats:
+        """Consume until `stop` is set (or, with `drain`, until nothing is pending).
+
+        Raises
+        ------
+        bus.BusError
+            The bus cannot be reached at start.
+        """
+        from nats.errors import Error as NatsError
+
+        stop = stop or asyncio.Event()
+        nc = await bus.connect(
+            self.endpoint.options(
+                name="hub-stream", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                connect_timeout=2, allow_reconnect=True,
+            ),
+            self.options.connect_wait_s,
+        )  # fmt: skip
+        try:
+            self._js = nc.jetstream()
+            await bus.ensure_streams(self._js, self.endpoint.replicas)
+            sub = await self._js.pull_subscribe_bind(durable=bus.CONSUMER, stream=bus.STREAM)
+            buffers: dict[str, list] = defaultdict(list)
+            since: dict[str, float] = {}
+            opts = self.options
+            # One micro-batch is stored (in a thread) while the next is fetched: the two
+            # cores overlap, and no more than that is ever in the consumer's hands.
+            storing: asyncio.Task | None = None
+            try:
+                while not stop.is_set():
+                    try:
+                        msgs = await sub.fetch(opts.fetch, timeout=opts.max_wait_s)
+                    except TimeoutError:
+                        msgs = []
+                    except NatsError as exc:  # the bus is down or a leader moves: wait
+                        log.warning("bus: %s", exc)
+                        await asyncio.sleep(0.5)
+                        msgs = []
+                    for m in msgs:
+                        buffers[m.subject].append(m)
+                        since.setdefault(m.subject, time.monotonic())
+                    for subject in list(buffers):
+                        batch = buffers[subject]
+                        old = time.monotonic() - since[subject] >= opts.max_wait_s
+                        if len(batch) >= opts.batch_max or old or not msgs:
+                            del buffers[subject], since[subject]
+                            if storing is not None:
+                                await storing
+                            storing = asyncio.create_task(self._flush(subject, batch))
+                    if drain and not msgs and not buffers:
+                        if storing is not None:
+                            await storing
+                            storing = None
+                        try:
+                            if await self._pending(sub) == 0:
+                                break
+                        except (TimeoutError, NatsError):
+                            pass
+            finally:
+                if storing is not None:
+                    await storing
+        finally:
+            if nc.is_connected:  # the last acknowledgements leave before we do
+                with contextlib.suppress(TimeoutError, NatsError):
+                    await nc.flush(timeout=5)
+            await nc.close()
+        return self.stats

@@ -1,0 +1,264 @@
+"""The hub's stream consumer on a real JetStream server: one path with file feeds, ack
+after commit, redelivery changes nothing, poison parked, kill and restart, bus down."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import nats
+import pytest
+from sqlalchemy import func, select, text
+
+from hub import models as m
+from hub.live import bus
+from hub.live.consumer import Options, StreamConsumer
+from hub.live.facade import LiveFacade
+from hub.security import audit
+from hub.security.crypto import FieldCipher
+from hub.settings import ROOT, load_settings
+from hub.store import transaction
+from tests.bus_support import (
+    HEFEI,
+    WUHU,
+    add_cameras,
+    ensure,
+    hub_endpoint,
+    incident,
+    publish_raw,
+    running_server,
+    sighting,
+)
+
+FAST = Options(max_wait_s=0.2, nak_delay_s=0.1, max_tries=3)
+
+
+@pytest.fixture
+def nats_server(tmp_path) -> Iterator[bus.LocalServer]:
+    yield from running_server(tmp_path)
+
+
+def consume(engine, server, options: Options = FAST):
+    consumer = StreamConsumer(
+        engine, hub_endpoint(server), FieldCipher.from_settings(load_settings()), options=options
+    )
+    return asyncio.run(asyncio.wait_for(consumer.run(drain=True), 120))
+
+
+def count(engine, model) -> int:
+    with transaction(engine) as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def chain_ok(engine) -> bool:
+    with transaction(engine) as s:
+        return audit.verify(s).ok
+
+
+def test_end_to_end_one_path_with_rejects_and_lineage(store, nats_server):
+    """Hand-written JSON over the plain client lands through the file path: stored rows,
+    rejects with their reasons in the same store, one feed batch per subject slice."""
+    cams = add_cameras(store, HEFEI)
+    ensure(nats_server)
+    good = [("incidents", incident(i), f"{HEFEI}:incidents:INC-{i}") for i in range(50)]
+    bad = [
+        ("incidents", b"{not json", "bad-1"),
+        ("incidents", incident(9001).replace(b'"theft"', b'"teleport"'), "bad-2"),
+        ("incidents", b'{"source_id": "X\'; DROP TABLE incidents;--", "type_code": "theft"}',
+         "bad-3"),
+        ("sightings", sighting(1, cams[0], "皖A12345"), "s1"),
+        ("sightings", sighting(2, cams[1], "NOT-A-PLATE"), "s2"),
+        ("sightings", b"{\n  \"pretty\": true\n}", "s3"),
+        ("sightings", b"", "s4"),
+    ]  # fmt: skip
+    asyncio.run(publish_raw(nats_server, HEFEI, good + bad))
+    stats = consume(store, nats_server)
+    assert stats.messages == 57 and stats.parked == 0
+    assert count(store, m.Incident) == 50 and count(store, m.Sighting) == 1
+    with transaction(store) as s:
+        batches = s.scalars(
+            select(m.FeedBatch).where(m.FeedBatch.source_name.like("stream:%"))
+        ).all()
+        assert {b.source_name.split(":")[1] for b in batches} == {
+            f"hub.feed.{HEFEI}.incidents", f"hub.feed.{HEFEI}.sightings"}  # fmt: skip
+        assert all(b.status == "done" and b.spec_name.startswith("stream_") for b in batches)
+        reasons = s.execute(text("SELECT reasons FROM feed_rejects")).scalars().all()
+    assert len(reasons) == 6
+    joined = " ".join(reasons)
+    for code in ("not_json", "not_object", "plate"):
+        assert code in joined
+    assert chain_ok(store)
+
+
+def test_redelivery_and_repeats_change_nothing(store, nats_server):
+    ensure(nats_server)
+    items = [("incidents", incident(i), f"{HEFEI}:incidents:INC-{i}") for i in range(20)]
+    acks = asyncio.run(publish_raw(nats_server, HEFEI, items + items))
+    assert sum(bool(a.duplicate) for a in acks) == 20  # the bus drops repeated message ids
+    consume(store, nats_server)
+    # Past the duplicate window a repeat arrives under a new id: the natural key holds.
+    asyncio.run(publish_raw(nats_server, HEFEI, [(d, b, "late-" + i) for d, b, i in items]))
+    stats = consume(store, nats_server)
+    assert stats.messages == 20
+    assert count(store, m.Incident) == 20
+    with transaction(store) as s:
+        last = s.scalars(select(m.FeedBatch).order_by(m.FeedBatch.id.desc())).first()
+    assert last.rows_unchanged == 20 and last.rows_inserted == 0
+
+
+def test_poison_message_is_parked_after_n_tries_and_never_blocks(store, nats_server):
+    ensure(nats_server)
+    items = [("incidents", incident(i), f"m{i}") for i in range(30)]
+    items.insert(13, ("incidents", b'{"source_id": "\xff\xfe bad bytes"}', "poison"))
+    asyncio.run(publish_raw(nats_server, HEFEI, items))
+    stats = consume(store, nats_server)
+    assert count(store, m.Incident) == 30
+    assert stats.parked == 1 and stats.retried == FAST.max_tries - 1
+    dead = LiveFacade(hub_endpoint(nats_server), store).dead_letters()
+    assert len(dead) == 1
+    assert dead[0].reason == "bad_encoding" and dead[0].deliveries == FAST.max_tries
+    assert dead[0].subject == f"hub.feed.{HEFEI}.incidents" and dead[0].stream_seq == 14
+    assert chain_ok(store)
+
+
+def _stream_cli(url: str, server, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "HUB_BUS_URL": server.url, "HUB_BUS_USER": bus.HUB_USER,
+           "HUB_BUS_PASSWORD": server.creds[bus.HUB_USER], "HUB_BUS_REPLICAS": "1"}  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "hub", "stream", "--db", url, "--batch-max", "500", *extra],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_kill_consumer_mid_stream_then_restart(store, empty_url, nats_server):
+    """SIGKILL the consumer while it writes; a new one catches up: nothing lost, nothing
+    doubled, the audit chain intact."""
+    ensure(nats_server)
+    n = 5000
+    items = [("incidents", incident(i), f"k{i}") for i in range(n)]
+    asyncio.run(publish_raw(nats_server, HEFEI, items))
+    proc = _stream_cli(empty_url, nats_server)
+    deadline = time.monotonic() + 60
+    while count(store, m.Incident) < 1000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stored = count(store, m.Incident)
+    assert 0 < stored < n, "killed before or after the whole stream: not mid-stream"
+    again = _stream_cli(empty_url, nats_server, "--drain")
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err.decode()
+    assert count(store, m.Incident) == n
+    with transaction(store) as s:
+        assert s.scalar(select(func.count(func.distinct(m.Incident.source_id)))) == n
+    assert chain_ok(store)
+
+
+def test_bus_down_messages_wait_and_are_caught_up(store, nats_server):
+    """The bus stops: stored records still serve and the facade says the feed is down;
+    it comes back with what publishers sent before, and the consumer catches up."""
+    ensure(nats_server)
+    asyncio.run(publish_raw(nats_server, WUHU, [("incidents", incident(i, WUHU), f"w{i}")
+                                                for i in range(40)]))  # fmt: skip
+    consume(store, nats_server)
+    asyncio.run(publish_raw(nats_server, WUHU, [("incidents", incident(i, WUHU), f"w{i}")
+                                                for i in range(40, 100)]))  # fmt: skip
+    nats_server.stop()
+    facade = LiveFacade(hub_endpoint(nats_server), store)
+    status = facade.bus_status()
+    assert not status.up and status.error
+    assert count(store, m.Incident) == 40  # the store serves without the bus
+    fresh = {(f.city_code, f.dataset): f for f in facade.freshness()}
+    assert fresh[(WUHU, "incidents")].last_batch_at is not None
+    nats_server.start()
+    assert facade.bus_status().up
+    consume(store, nats_server)
+    assert count(store, m.Incident) == 100
+
+
+def test_consumer_rides_out_a_bus_restart(store, nats_server):
+    ensure(nats_server)
+    engine = store
+    consumer = StreamConsumer(engine, hub_endpoint(nats_server),
+                              FieldCipher.from_settings(load_settings()), options=FAST)  # fmt: skip
+    stop = asyncio.Event()
+
+    async def scenario():
+        task = asyncio.create_task(consumer.run(stop=stop))
+        await publish_raw(
+            nats_server, HEFEI, [("incidents", incident(i), f"r{i}") for i in range(30)]
+        )
+        await _until(lambda: count(engine, m.Incident) == 30)
+        await asyncio.to_thread(nats_server.stop)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(nats_server.start)
+        await publish_raw(
+            nats_server, HEFEI, [("incidents", incident(i), f"r{i}") for i in range(30, 60)]
+        )
+        await _until(lambda: count(engine, m.Incident) == 60)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(asyncio.wait_for(scenario(), 90))
+    assert count(engine, m.Incident) == 60
+
+
+async def _until(cond, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(cond):
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_locked_store_is_back_pressure_not_memory(store, nats_server):
+    """While another writer holds the store, the consumer holds at most two fetches and
+    the rest waits in the bus; once released, everything is stored once."""
+    ensure(nats_server)
+    n = 6000
+    asyncio.run(publish_raw(nats_server, HEFEI, [("incidents", incident(i), f"l{i}")
+                                                 for i in range(n)]))  # fmt: skip
+    opts = Options(batch_max=500, fetch=500, max_wait_s=0.2, retry_max_s=0.5)
+    consumer = StreamConsumer(store, hub_endpoint(nats_server),
+                              FieldCipher.from_settings(load_settings()), options=opts)  # fmt: skip
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with store.connect() as conn:
+            conn.exec_driver_sql("BEGIN EXCLUSIVE")
+            held.set()
+            release.wait(30)
+            conn.exec_driver_sql("COMMIT")
+
+    async def scenario():
+        locker = threading.Thread(target=hold)
+        locker.start()
+        held.wait(10)
+        task = asyncio.create_task(consumer.run(drain=True))
+        await asyncio.sleep(3.0)
+        info = await _consumer_info(nats_server)
+        release.set()
+        await asyncio.to_thread(locker.join)
+        await asyncio.wait_for(task, 120)
+        return info
+
+    info = asyncio.run(scenario())
+    # In the consumer's hands: the batch being stored and the one fetched behind it.
+    assert info.num_ack_pending <= 2 * opts.fetch
+    assert info.num_pending >= n - 2 * opts.fetch  # the rest waits in the bus
+    assert count(store, m.Incident) == n
+
+
+async def _consumer_info(server):
+    nc = await nats.connect(servers=[server.url], user="hub", password=server.creds["hub"])
+    info = await nc.jetstream().consumer_info(bus.STREAM, bus.CONSUMER)
+    await nc.close()
+    return info
