@@ -6,6 +6,11 @@ purpose, the row count, the file's SHA-256) and the file itself, whose visible f
 invisible mark (`hub.security.watermark`) carry the registry id. The id is the audit
 entry's sequence number: the chain already hands those out one at a time, so two
 exports can never share one, and the mark can be written before the row is.
+
+Records shown in a table on a page carry a visible view mark (`view_code`): who saw them
+and the minute. `identify_export` reads both kinds, so a copy made without the export
+(pasted cells, typed-out or OCR'd text of a screenshot) is traced to the viewer and the
+reads they had made by then.
 """
 
 from __future__ import annotations
@@ -14,14 +19,14 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.models import Export
+from hub.models import AuditEntry, Export, User
 from hub.security import audit, watermark
 from hub.security.errors import InputError
 from hub.security.policy import Principal
@@ -30,6 +35,9 @@ FORMATS = ("csv", "xlsx")
 MAX_EXPORT_ROWS = 100_000
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a leaked file to identify; openpyxl opens whole zips
 LOCAL_TZ = "Asia/Shanghai"
+# What a view mark is matched against: the reads that put records on a page.
+READ_ACTIONS = ("search", "view", "map_view")
+VIEW_READS_SHOWN = 10
 
 
 def watermark_key(blind_index_key: str) -> bytes:
@@ -64,6 +72,64 @@ class ExportMatch:
     filename: str
     same_file: bool  # byte-identical to what left the hub
     other_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ViewMatch:
+    """Text copied off a page traced to its viewer by a verified view mark.
+
+    `reads` are the viewer's last audited reads up to the end of the marked minute, newest
+    first (the table may have been drawn again after the read that filled it)."""
+
+    user_id: int
+    username: str | None
+    display_name: str | None
+    role: str | None
+    city_code: str | None
+    minute: datetime
+    reads: tuple[dict, ...]
+    other_marks: int  # further verified view marks in the same text
+
+
+def view_code(principal: Principal, blind_index_key: str, now: datetime) -> str:
+    """The visible mark a table of records shows `principal` at `now`.
+
+    Parameters
+    ----------
+    principal
+        The viewer.
+    blind_index_key
+        The deployment's blind-index secret (`settings.blind_index_key`), from which the
+        watermark key is derived.
+    now
+        When the table is drawn (aware).
+    """
+    mark = watermark.view_mark(principal.user_id, now)
+    return mark.code(watermark_key(blind_index_key))
+
+
+def _view_match(session: Session, data: bytes, key: bytes) -> ViewMatch | None:
+    text = watermark.file_text(data)
+    marks = watermark.find_view_marks(text, key) if text is not None else []
+    if not marks:
+        return None
+    mark = marks[0]
+    user = session.get(User, mark.user_id)
+    a = AuditEntry
+    reads = session.execute(
+        select(a.seq, a.ts, a.action, a.dataset, a.query, a.purpose, a.case_no, a.result_count)
+        .where(a.user_id == mark.user_id, a.action.in_(READ_ACTIONS),
+               a.ts < mark.minute + timedelta(minutes=1))
+        .order_by(a.ts.desc(), a.seq.desc()).limit(VIEW_READS_SHOWN)
+    ).all()  # fmt: skip
+    return ViewMatch(
+        user_id=mark.user_id, username=user.username if user else None,
+        display_name=user.display_name if user else None, role=user.role if user else None,
+        city_code=user.city_code if user else None, minute=mark.minute,
+        reads=tuple(r._asdict() | {"query": json.loads(r.query) if r.query else None}
+                    for r in reads),
+        other_marks=len(marks) - 1,
+    )  # fmt: skip
 
 
 def footer(principal: Principal, export_id: int, now: datetime, purpose: str | None) -> str:
@@ -137,8 +203,9 @@ def register_export(
 def identify_export(
     session: Session, principal: Principal | None, data: bytes, filename: str, *, key: bytes,
     now: datetime, username: str | None = None,
-) -> ExportMatch | None:  # fmt: skip
-    """The registered export a file came from, or None ("no export matches", never a guess).
+) -> ExportMatch | ViewMatch | None:  # fmt: skip
+    """The registered export a file came from; failing that, the viewer a copy of an on-screen
+    table came from (its view mark); or None ("no export matches", never a guess).
 
     The attempt is audited whatever the answer (action `watermark_identify`).
 
@@ -155,15 +222,22 @@ def identify_export(
     row = None
     if found is not None:
         row = session.scalar(select(Export).where(Export.id == found.export_id))
+    seen = _view_match(session, data, key) if row is None else None
+    if row is not None:
+        decision, detail = "match", {"export_id": row.id, "username": row.username}
+    elif seen is not None:
+        decision = "view_match"
+        detail = {"user_id": seen.user_id, "username": seen.username,
+                  "minute": seen.minute.isoformat()}  # fmt: skip
+    else:
+        decision, detail = "no_match", None
     audit.record(
         session, principal, "watermark_identify", now=now, username=username, dataset="exports",
         query={"kind": "file", "value": filename[:100]},
-        result_count=1 if row is not None else 0,
-        decision="match" if row is not None else "no_match",
-        detail={"export_id": row.id, "username": row.username} if row is not None else None,
+        result_count=0 if decision == "no_match" else 1, decision=decision, detail=detail,
     )  # fmt: skip
-    if row is None:  # no verified mark, or a verified mark of an export not in this store
-        return None
+    if row is None:  # no verified export mark, or one of an export not in this store
+        return seen
     return ExportMatch(
         export_id=row.id, ts=row.ts, username=row.username, role=row.role,
         city_code=row.city_code, dataset=row.dataset, query=json.loads(row.query),

@@ -88,12 +88,25 @@ if principal.role == "city_approver":
             with st.form("close_review"):
                 rid = st.selectbox(t("review_to_close"), list(reviews["id"]))
                 note = st.text_input(t("close_note"), max_chars=1000)
+                outcome = st.radio(t("review_outcome"), ["accept", "reject"], horizontal=True,
+                                   format_func=lambda o: t(f"review_outcome_{o}"))  # fmt: skip
                 if st.form_submit_button(t("close_review")):
                     try:
-                        hub.close_review(principal, int(rid), note)
+                        hub.close_review(principal, int(rid), note, outcome=outcome)
                         st.success(t("review_closed_ok"))
                     except HubError as exc:
                         show_error(exc)
+        with st.form("revoke_grant"):
+            st.markdown(f"**{t('revoke_grant')}**")
+            c1, c2 = st.columns([1, 3])
+            gid = c1.number_input(t("revoke_grant_id"), min_value=1, step=1)
+            why = c2.text_input(t("revoke_grant_note"), max_chars=1000)
+            if st.form_submit_button(t("revoke_grant")):
+                try:
+                    hub.revoke_grant(principal, int(gid), why)
+                    st.success(t("revoke_grant_ok", id=int(gid)))
+                except HubError as exc:
+                    show_error(exc)
 
 with sections[t("tab_transparency")]:
     ui_audit.transparency_section(hub, principal, names)

@@ -8,6 +8,7 @@ from ui.errors import show_error
 from ui.feeds import label, readable, rejects_table
 from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
+from ui.text import plain
 
 principal = guard("feeds")
 hub = hub_or_stop()
@@ -25,7 +26,7 @@ with st.form("ingest"):
         format_func=lambda n: f"{n} · {label('dataset_', specs[n][0])} · {specs[n][1]}",
     )  # fmt: skip
     if spec:
-        st.caption(specs[spec][2])
+        st.caption(plain(specs[spec][2]))
     upload = st.file_uploader(
         t("feeds_file"), type=["csv", "txt", "jsonl", "json", "geojson", "xlsx"]
     )

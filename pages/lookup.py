@@ -10,7 +10,7 @@ from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
 from ui.pointers import pointer_card
 from ui.reason import reason_form
-from ui.tables import localise
+from ui.tables import localise, record_table
 
 principal = guard("lookup")
 hub = hub_or_stop()
@@ -57,9 +57,7 @@ if result is not None:
     if not frame.empty:
         for city, rows in frame.groupby("city_code", sort=False):
             st.subheader(names.get(city, city))
-            st.dataframe(
-                localise(rows.drop(columns=["city_code"])), hide_index=True, width="stretch"
-            )
+            record_table(hub, principal, localise(rows.drop(columns=["city_code"])))
     elif not result.pointers:
         st.info(t("no_results"))
     for p in result.pointers:
@@ -78,15 +76,13 @@ if result is not None and result.dataset in ("persons", "cases", "vehicles") and
                 show_error(exc)
     view = st.session_state.get("record_view")
     if view is not None:
-        st.dataframe(localise(pd.DataFrame(view.record.rows)), hide_index=True, width="stretch")
+        record_table(hub, principal, localise(pd.DataFrame(view.record.rows)))
         for linked, res in view.links.items():
             st.markdown(
                 f"**{t('linked_' + linked)}** · {t('lookup_counts', rows=len(res.rows), hidden=sum(p.count for p in res.pointers))}"
             )
             if res.rows:
-                st.dataframe(
-                    localise(pd.DataFrame(res.rows).head(50)), hide_index=True, width="stretch"
-                )
+                record_table(hub, principal, localise(pd.DataFrame(res.rows).head(50)))
             for p in res.pointers:
                 st.caption(
                     ":material/lock: "

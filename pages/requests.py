@@ -10,6 +10,7 @@ from ui.auth import guard
 from ui.errors import show_error
 from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
+from ui.text import plain
 
 principal = guard("requests")
 hub = hub_or_stop()
@@ -34,10 +35,11 @@ if principal.role in ("city_approver", "province_approver"):
     for v in pending:
         urgent = "🔴 " if v.urgent else ""
         with st.container(border=True):
-            st.markdown(f"{urgent}**#{v.id}** {v.requester} · {names.get(v.requester_city or '', '')} → "
-                        f"{names.get(v.owner_city, v.owner_city)} · {t('level_' + v.level)} · {v.scope_kind}: `{v.scope_value}`")  # fmt: skip
+            st.markdown(f"{urgent}**#{v.id}** {plain(v.requester)} · {names.get(v.requester_city or '', '')} → "
+                        f"{names.get(v.owner_city, v.owner_city)} · {t('level_' + v.level)} · {v.scope_kind}: {plain(v.scope_value)}")  # fmt: skip
             st.caption(
-                f"{t('purpose')}: {v.purpose} · {t('case_no')}: {v.case_no} · {v.justification}"
+                f"{t('purpose')}: {plain(v.purpose)} · {t('case_no')}: {plain(v.case_no)} · "
+                f"{plain(v.justification)}"
             )
             st.caption(
                 t(

@@ -7,6 +7,7 @@ from ui import response as ui_resp
 from ui.auth import guard
 from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
+from ui.text import plain
 
 REFRESH_SECONDS = 5
 principal = guard("response")
@@ -95,7 +96,7 @@ def live_board() -> None:
             {t("resp_col_city"): [r[0] for r in rows], t("resp_col_status"): [r[1] for r in rows]}
         )
         if op["objectives"]:
-            st.markdown(f"**{t('resp_objectives')}**: {op['objectives']}")
+            st.markdown(f"**{t('resp_objectives')}**: {plain(op['objectives'])}")
         ui_resp.briefing_downloads(hub, principal, op_id, names)
         lead = b.my_status == "lead" and op["status"] == "active"
         if lead and st.button(t("resp_close"), icon=":material/flag:", key="resp_close"):

@@ -14,7 +14,8 @@ from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
 from ui.pointers import pointer_card
 from ui.reason import reason_form
-from ui.tables import LOCAL_TZ, local_time
+from ui.tables import LOCAL_TZ, local_time, record_table
+from ui.text import plain
 from ui.trajectory import trajectory_map
 
 principal = guard("trajectory")
@@ -50,7 +51,7 @@ if flash := st.session_state.pop("traj_flash", None):
     st.success(flash)
 if tr is not None:
     hidden_n = sum(p.count for p in tr.pointers)
-    st.caption(t("traj_counts", plate=tr.plate, rows=len(tr.points), hidden=hidden_n))
+    st.caption(t("traj_counts", plate=plain(tr.plate), rows=len(tr.points), hidden=hidden_n))
     if tr.grants_used:
         st.info(t("opened_with_grant", grants=", ".join(f"#{g}" for g in tr.grants_used)))
     pts = pd.DataFrame(tr.points)
@@ -61,14 +62,14 @@ if tr is not None:
         table = pts[list(cols)].copy()
         for c in ("speed_kmh", "camera_speed_kmh"):  # the first read has no section speed
             table[c] = table[c].map(lambda v: "—" if pd.isna(v) else f"{v:.0f}")
-        st.dataframe(table.rename(columns=cols), hide_index=True, width="stretch")
+        record_table(hub, principal, table.rename(columns=cols))
     elif not tr.pointers:
         st.info(t("no_results"))
     if tr.crossings:
         st.subheader(t("traj_crossings"))
         for x in tr.crossings:
             st.markdown(f":material/swap_horiz: **{names[x['from_city']]} → {names[x['to_city']]}** · {local_time(x['left_at'])} → "
-                        f"{local_time(x['entered_at'])} · {x['from_camera']} → {x['to_camera']}")  # fmt: skip
+                        f"{local_time(x['entered_at'])} · {plain(x['from_camera'])} → {plain(x['to_camera'])}")  # fmt: skip
 
     def reopen(grant_id: int) -> None:  # the last query runs again: the rows are open now
         st.session_state["traj_flash"] = t("break_glass_done", id=grant_id)

@@ -6,6 +6,8 @@ exists) must render no data without a principal or for a role it is not meant fo
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -47,6 +49,11 @@ def _run(path: str, principal=None, lang: str = "zh") -> AppTest:
     if principal is not None:
         at.session_state["principal"] = principal
     return at.run()
+
+
+def _shown(at: AppTest) -> str:
+    """The page's Markdown as read: `ui.text.plain` escapes and word joiners removed."""
+    return " ".join(re.sub(r"\\(.)", r"\1", m.value).replace("\u2060", "") for m in at.markdown)
 
 
 def _shows_data(at: AppTest) -> bool:
@@ -159,7 +166,7 @@ def test_production_refuses_demo_keys_and_passwords(app_env, monkeypatch):
     at = _run("app.py")
     assert not at.exception
     assert at.error[0].value == "生产环境拒绝启动：仍在使用演示密钥或演示密码。"
-    problems = " ".join(m.value for m in at.markdown)
+    problems = _shown(at)
     assert "HUB_SM4_KEY" in problems and "HUB_BLIND_INDEX_KEY" in problems
     assert "officer.hf" in problems
     assert not at.get("form")  # no sign-in form
@@ -178,7 +185,7 @@ def test_production_starts_with_real_keys_and_no_demo_passwords(
         assert users_with_demo_password(session)  # the demo store still has them ...
     at = _run("app.py")
     assert at.error[0].value.startswith("生产环境拒绝启动")  # ... so it still refuses
-    problems = " ".join(m.value for m in at.markdown)
+    problems = _shown(at)
     assert "HUB_SM4_KEY" not in problems and "demo password" in problems
 
 

@@ -13,7 +13,8 @@ from ui.errors import error_text
 from ui.i18n import t
 from ui.reason import reason_form
 from ui.response import attempt, level_label, risk_levels
-from ui.tables import local_time, localise
+from ui.tables import local_time, localise, record_table
+from ui.text import plain
 
 LEVEL_BADGE = {"high": "red", "medium": "orange", "low": "blue"}
 
@@ -27,7 +28,7 @@ def alert_rows(hub, principal, frame: pd.DataFrame, names: dict[str, str]) -> in
         tags = (" :violet-badge[" + t("al_exercise") + "]") if a.exercise else ""
         tags += (" :red-badge[" + t("al_escalated") + "]") if a.escalated and pd.isna(
             a.acknowledged_at) else ""  # fmt: skip
-        c[0].markdown(f"{badge}{tags} **{a.title}** · {names.get(a.city_code, a.city_code)} · "
+        c[0].markdown(f"{badge}{tags} **{plain(a.title)}** · {names.get(a.city_code, a.city_code)} · "
                       f"{local_time(a.ts)} · {t('al_acks', n=a.acknowledged, total=a.recipients)}")  # fmt: skip
         if pd.isna(a.acknowledged_at):
             if c[1].button(t("al_ack"), key=f"ack-{a.id}", type="primary",
@@ -44,9 +45,9 @@ def alert_rows(hub, principal, frame: pd.DataFrame, names: dict[str, str]) -> in
 
 def alert_detail(hub, principal, alert_id: int, frame: pd.DataFrame, names) -> None:
     a = frame[frame.id == alert_id].iloc[0]
-    st.markdown(f"**{a.title}**")
+    st.markdown(f"**{plain(a.title)}**")
     if a.body:
-        st.caption(a.body)
+        st.caption(plain(a.body))
     who = attempt(lambda: hub.alert_recipients(principal, alert_id))
     if who is not None:
         who = who.assign(city_code=who.city_code.map(names))
@@ -89,9 +90,9 @@ def assist_rows(hub, principal, frame: pd.DataFrame, names: dict[str, str]) -> N
     for a in frame.itertuples():
         head = t("as_out" if a.outgoing else "as_in", city=names.get(a.from_city, a.from_city))
         tag = f" :violet-badge[{t('al_exercise')}]" if a.exercise else ""
-        with st.expander(f"#{a.id} · {head} · {a.case_no} · {t('as_subject_' + a.subject_kind)}"
+        with st.expander(f"#{a.id} · {head} · {plain(a.case_no)} · {t('as_subject_' + a.subject_kind)}"
                          f" · {t('as_status_' + a.status)} ({a.responses}/{a.recipients})"):  # fmt: skip
-            st.markdown(f"{tag} {a.asked}")
+            st.markdown(f"{tag} {plain(a.asked)}")
             history = attempt(lambda a=a: hub.assist_timeline(principal, int(a.id)))
             if history is not None:
                 st.dataframe(localise(history.assign(city_code=history.city_code.map(names))),
@@ -124,7 +125,7 @@ def subject_view(hub, principal, assist_id: int) -> None:
         st.error(error_text(exc), icon=":material/block:")
         return
     if view.record.rows:
-        st.dataframe(localise(pd.DataFrame(view.record.rows)).T, width="stretch")
+        record_table(hub, principal, localise(pd.DataFrame(view.record.rows)), transpose=True)
     for p in view.record.pointers:
         st.warning(t("pointer_line", n=p.count, city=p.city_code, level=t("level_" + p.level)))
 

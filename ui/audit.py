@@ -10,10 +10,12 @@ import streamlit as st
 
 from hub import transparency
 from hub.codes import code_values, label
+from hub.exports import ViewMatch
 from hub.security.errors import HubError
 from ui.errors import show_error
 from ui.i18n import lang, t
 from ui.tables import LOCAL_TZ, local_time, localise
+from ui.text import plain
 
 
 def quarters(now: datetime, n: int = 6) -> list[str]:
@@ -89,7 +91,7 @@ def transparency_section(hub, principal, names: dict[str, str]) -> None:
 
 def leak_section(hub, principal) -> None:
     st.caption(t("leak_explained"))
-    upload = st.file_uploader(t("leak_upload"), type=["csv", "xlsx"], key="leak_file")
+    upload = st.file_uploader(t("leak_upload"), type=["csv", "xlsx", "txt"], key="leak_file")
     if upload is None:
         return
     try:
@@ -100,7 +102,10 @@ def leak_section(hub, principal) -> None:
     if match is None:
         st.warning(t("leak_no_match"), icon=":material/help:")
         return
-    st.error(t("leak_match", id=match.export_id, user=match.username, role=t("role_" + match.role),
+    if isinstance(match, ViewMatch):
+        _view_match(match)
+        return
+    st.error(t("leak_match", id=match.export_id, user=plain(match.username), role=t("role_" + match.role),
                time=local_time(match.ts, "%Y-%m-%d %H:%M"), rows=match.row_count),
              icon=":material/fingerprint:")  # fmt: skip
     st.json({"dataset": match.dataset, "query": match.query, "purpose": match.purpose,
@@ -110,3 +115,17 @@ def leak_section(hub, principal) -> None:
 
 def exports_section(hub, principal) -> None:
     st.dataframe(localise(hub.exports_log(principal)), hide_index=True, width="stretch")
+
+
+def _view_match(match: ViewMatch) -> None:
+    """A copy of an on-screen table: the viewer, the minute, and their reads by then."""
+    role = t("role_" + match.role) if match.role else "—"
+    who = plain(f"{match.display_name or '—'} ({match.username or match.user_id})")
+    st.error(t("leak_view_match", user=who, role=role, time=local_time(match.minute, "%Y-%m-%d %H:%M")),
+             icon=":material/fingerprint:")  # fmt: skip
+    if match.other_marks:
+        st.caption(t("leak_also_marks", n=match.other_marks))
+    reads = pd.DataFrame(list(match.reads), columns=["seq", "ts", "action", "dataset", "query",
+                                                     "purpose", "case_no", "result_count"])  # fmt: skip
+    reads["query"] = reads["query"].map(lambda q: "" if q is None else str(q))
+    st.dataframe(localise(reads), hide_index=True, width="stretch")

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.i18n import catalogue, t
-from ui.tables import localise
+from ui.tables import localise, record_table
 
 MISSING = "—"
 PCT = ["completeness", "validity", "duplicate_share"]
@@ -56,6 +56,6 @@ def rejects_table(hub, principal, batch_id: int) -> None:
     """A batch's rejected rows with their reasons as sentences, and the reject file."""
     rejects = hub.feed_rejects(principal, batch_id)
     rejects["reasons"] = rejects["reasons"].map(reason_line)
-    st.dataframe(localise(rejects), hide_index=True, width="stretch")
+    record_table(hub, principal, localise(rejects))
     st.download_button(t("feeds_reject_download"), hub.reject_file(principal, batch_id),
                        file_name=f"rejects-batch-{batch_id}.csv", mime="text/csv")  # fmt: skip

@@ -9,6 +9,7 @@ from hub.settings import SettingsError
 from hub.store import StoreError
 from ui.hub import get_hub
 from ui.i18n import lang, t
+from ui.text import plain
 
 
 def hub_or_stop() -> Hub:
@@ -31,7 +32,7 @@ def production_gate(hub: Hub) -> None:
     if problems:
         st.error(t("production_refused"))
         for p in problems:
-            st.markdown(f"- {p}")
+            st.markdown(f"- {plain(p)}")
         st.stop()
 
 

@@ -12,6 +12,7 @@ from hub.response import RESPONSE_ROLES
 from hub.security.access import REQUESTER_ROLES
 from hub.security.policy import AGGREGATE_ROLES, AUDIT_ROLES
 from hub.situation import SITUATION_ROLES
+from hub.watch import LIST_ROLES as WATCH_ROLES
 
 LOOKUP_ROLES = frozenset(
     {"officer", "investigator", "city_approver", "province_approver", "commander"}
@@ -59,6 +60,7 @@ PAGES: tuple[PageSpec, ...] = (
         "response", "pages/response.py", "page_response", ":material/emergency:", RESPONSE_ROLES
     ),
     PageSpec("alerts", "pages/alerts.py", "page_alerts", ":material/campaign:", ALERT_ROLES),
+    PageSpec("watch", "pages/watch.py", "page_watch", ":material/visibility:", WATCH_ROLES),
 )
 PAGES_BY_KEY = {p.key: p for p in PAGES}
 

@@ -17,6 +17,7 @@ from ui import map as hubmap
 from ui.errors import show_error
 from ui.i18n import lang, t
 from ui.tables import local_time
+from ui.text import html_text, plain
 
 TIP = {"html": "{tip}", "style": {"fontSize": "13px"}}
 REQUEST_STATES = ("requested", "accepted", "declined", "dispatched", "en_route", "on_scene",
@@ -72,12 +73,12 @@ def board_deck(b, names: dict[str, str], map_style: str | None) -> pdk.Deck:
     """Area, incident and units (coloured by status) on the offline base map."""
     op = b.operation
     area = {"type": "Feature", "geometry": b.area,
-            "properties": {"fill": [220, 60, 20, 45], "tip": op["name"]}}  # fmt: skip
+            "properties": {"fill": [220, 60, 20, 45], "tip": html_text(op["name"])}}  # fmt: skip
     layers: list[pdk.Layer] = [gl.city_layer(pickable=False), gl.district_layer(),
                                gl.polygon_layer([area], layer_id="operation-area")]  # fmt: skip
     if len(b.units):
         u = b.units.assign(
-            tip=b.units.callsign + " · " + b.units.kind.map(unit_label) + " · "
+            tip=b.units.callsign.map(html_text) + " · " + b.units.kind.map(unit_label) + " · "
             + b.units.status.map(status_label) + " · " + b.units.city_code.map(names)
             + " · ETA " + b.units.eta_min.map(lambda v: "—" if pd.isna(v) else f"{v:.0f} min"),
             color=b.units.status.map(gl.UNIT_STATUS_COLORS).map(
@@ -120,7 +121,7 @@ def request_rows(hub, principal, b, names: dict[str, str]) -> None:
         c = st.columns([5, 5], vertical_alignment="center")
         when = local_time(r.requested_at, "%H:%M")
         c[0].markdown(
-            f"**{r.callsign}** · {unit_label(r.kind)} · {names.get(r.owner_city, r.owner_city)} "
+            f"**{plain(r.callsign)}** · {unit_label(r.kind)} · {names.get(r.owner_city, r.owner_city)} "
             f"→ {names.get(r.requesting_city, r.requesting_city)} · {when} · "
             f":blue-badge[{t('resp_state_' + r.status)}]"
         )
@@ -172,9 +173,9 @@ def timeline(hub, principal, b, names: dict[str, str]) -> None:
                                                        significant=significant), t("resp_done"))  # fmt: skip
     for row in b.timeline.head(60).itertuples():
         star = ":orange[:material/star:] " if row.significant else ""
-        who = row.author or t("resp_system")
+        who = plain(row.author) if row.author else t("resp_system")
         st.markdown(f"`{local_time(row.ts, '%m-%d %H:%M:%S')}` {star}**{who}** "
-                    f"({names.get(row.city_code or '', '—')}): {event_text(row, names)}")  # fmt: skip
+                    f"({names.get(row.city_code or '', '—')}): {plain(event_text(row, names))}")  # fmt: skip
 
 
 # Session key through which an incident clicked on the situation map prefills the form.

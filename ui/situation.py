@@ -6,6 +6,7 @@ switching hexagons / points / heat or clicking a feature reuses that answer.
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -25,7 +26,8 @@ from ui.errors import error_text
 from ui.i18n import lang, t
 from ui.reason import reason_form
 from ui.response import OPERATION_FROM_MAP
-from ui.tables import LOCAL_TZ, local_times, localise
+from ui.tables import LOCAL_TZ, local_times, localise, record_table
+from ui.text import html_text, plain
 
 WINDOW_KEYS = ("1h", "6h", "24h", "7d", "custom")
 MODES = ("hexagons", "points", "heat")
@@ -144,7 +146,9 @@ def _cameras(sit: Situation) -> pd.DataFrame:
     border = c.at_border.map({True: " · " + t("sit_border_checkpoint"), False: ""})
     colors = [gl.OFFLINE_COLOR if s != "online" else gl.CAMERA_COLORS.get(k, gl.OFFLINE_COLOR)
               for k, s in zip(c.kind, c.status, strict=True)]  # fmt: skip
-    return c.assign(tip=c.name + " · " + kinds + " · " + status + border, color=colors)
+    return c.assign(
+        tip=c.name.map(html_text) + " · " + kinds + " · " + status + border, color=colors
+    )
 
 
 def _zones(sit: Situation) -> list[dict]:
@@ -154,7 +158,7 @@ def _zones(sit: Situation) -> list[dict]:
         features.append({
             "type": "Feature", "geometry": json.loads(z.geometry),
             "properties": {"id": int(z.id), "fill": gl.RISK_COLORS.get(z.level, [200, 0, 0, 60]),
-                           "tip": f"{z.name} · {level_label}<br/>{z.reason}"},
+                           "tip": f"{html_text(z.name)} · {level_label}<br/>{html_text(z.reason)}"},
         })  # fmt: skip
     return features
 
@@ -164,12 +168,12 @@ def _help(sit: Situation, upto: datetime | None) -> pd.DataFrame:
     if upto is not None:
         h = h[h.ts < upto]
     return h.assign(tip=t("sit_layer_help_requests") + " · " + _code("help_kind", h.kind) + " · "
-                    + h.status + " · " + local_times(h.ts))  # fmt: skip
+                    + h.status.map(html_text) + " · " + local_times(h.ts))  # fmt: skip
 
 
 def _units(sit: Situation) -> pd.DataFrame:
     u = sit.units
-    return u.assign(tip=u.callsign + " · " + _code("unit_kind", u.kind) + " · "
+    return u.assign(tip=u.callsign.map(html_text) + " · " + _code("unit_kind", u.kind) + " · "
                     + _code("unit_status", u.status))  # fmt: skip
 
 
@@ -272,7 +276,8 @@ def feature_panel(hub, principal, pick: tuple[str, dict] | None) -> None:
     layer_id, obj = pick
     tip = obj.get("tip") or obj.get("properties", {}).get("tip", "")
     st.markdown(f"**{t('sit_selected')}**")
-    st.markdown(tip, unsafe_allow_html=False)
+    # The tooltip is HTML with feed text escaped; here the same words are shown as text.
+    st.markdown(plain(html.unescape(tip.replace("<br/>", "\n"))))
     dataset = DETAIL_DATASETS.get(layer_id)
     if dataset is None or "id" not in obj:
         return
@@ -285,13 +290,13 @@ def feature_panel(hub, principal, pick: tuple[str, dict] | None) -> None:
             return
         if view.record.rows:
             row = pd.DataFrame(view.record.rows).drop(columns=["lon", "lat"], errors="ignore")
-            st.dataframe(localise(row).T, width="stretch")
+            record_table(hub, principal, localise(row), transpose=True)
         for p in view.record.pointers:
             st.warning(t("pointer_line", n=p.count, city=p.city_code, level=t("level_" + p.level)))
         for linked, result in view.links.items():
             if result.rows:
                 st.markdown(f"**{t('sit_linked_' + linked)}**")
-                st.dataframe(localise(pd.DataFrame(result.rows)), hide_index=True)
+                record_table(hub, principal, localise(pd.DataFrame(result.rows)))
     if dataset == "incidents" and principal.role == "commander":
         _eido_share(hub, principal, int(obj["id"]), reason)
     if dataset == "incidents" and principal.role in RESPONSE_ROLES:

@@ -1,13 +1,17 @@
-"""Record tables as people read them: local time (Asia/Shanghai), labelled columns."""
+"""Record tables as people read them: local time (Asia/Shanghai), labelled columns, and
+the viewer's mark on every table of records."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+import streamlit as st
 
+from hub.exports import view_code
 from ui.i18n import catalogue, t
+from ui.text import plain
 
 LOCAL_TZ = "Asia/Shanghai"
 
@@ -32,3 +36,34 @@ def localise(frame: pd.DataFrame) -> pd.DataFrame:
         out["classification"] = out["classification"].map(lambda level: t(f"level_{level}"))
     known = catalogue()
     return out.rename(columns={c: t(f"field_{c}") for c in out.columns if f"field_{c}" in known})
+
+
+def record_table(hub, principal, frame: pd.DataFrame, *, transpose: bool = False, **kw) -> None:
+    """Records on a page: every row (or, transposed, a row) carries the viewer's visible
+    mark, and a line under the table names the viewer, the time and the mark.
+
+    The toolbar's download and the copy are off app-wide (`client.disableDataExport`), but
+    that hides buttons only: the data is in the browser. The mark is what traces a copy
+    made anyway (a screenshot, a photo, text typed out) back to who saw it and when;
+    `hub watermark identify` and the audit page's leak tracing read it.
+
+    Parameters
+    ----------
+    frame
+        The records as they are to be shown (already localised).
+    transpose
+        One record shown as field / value rows.
+    kw
+        Passed to `st.dataframe`.
+    """
+    now = datetime.now(UTC)
+    code = view_code(principal, hub.settings.blind_index_key, now)
+    shown = frame.copy()
+    shown.insert(0, t("view_mark_col"), code)
+    if transpose:
+        st.dataframe(shown.T, width="stretch", **kw)
+    else:
+        st.dataframe(shown, hide_index=True, width="stretch", **kw)
+    st.caption(t("view_mark_line", name=plain(principal.display_name),
+                 username=plain(principal.username), time=local_time(now, "%Y-%m-%d %H:%M"),
+                 code=code))  # fmt: skip

@@ -16,6 +16,7 @@ from hub.trajectory import Trajectory
 from ui import map as hubmap
 from ui.i18n import t
 from ui.tables import LOCAL_TZ, local_time
+from ui.text import html_text
 
 PALETTE = [[200, 30, 30, 235], [30, 90, 200, 235], [20, 140, 60, 235], [150, 60, 170, 235]]
 
@@ -38,7 +39,7 @@ def trajectory_map(hub, tr: Trajectory, pts: pd.DataFrame, names: dict[str, str]
     cross = pd.DataFrame(
         [{"lon": x["lon"], "lat": x["lat"], "at": x["left_at"].astimezone(tz).replace(tzinfo=None),
           "time": f"{local_time(x['left_at'], '%H:%M')} → {local_time(x['entered_at'], '%H:%M')}",
-          "camera": f"{x['from_camera']} → {x['to_camera']}", "speed": "",
+          "camera": html_text(f"{x['from_camera']} → {x['to_camera']}"), "speed": "",
           "city": f"{names[x['from_city']]} → {names[x['to_city']]}"} for x in tr.crossings],
         columns=["lon", "lat", "at", "time", "camera", "speed", "city"],
     )  # fmt: skip
@@ -60,7 +61,8 @@ def trajectory_map(hub, tr: Trajectory, pts: pd.DataFrame, names: dict[str, str]
             time.sleep(0.4 if i else 0)
             shown = pts[pts.local <= moment]
             layers = [*base, gl.path_layer(shown, colors), gl.crossing_layer(cross[cross["at"] < moment].drop(columns="at")),
-                      gl.points_layer(shown[["lon", "lat", "time", "camera", "city", "speed", "color"]])]  # fmt: skip
+                      gl.points_layer(shown[["lon", "lat", "time", "camera", "city", "speed", "color"]]
+                                      .assign(camera=shown.camera.map(html_text)))]  # fmt: skip
             with box:
                 hubmap.show(hubmap.deck(layers, map_style=hub.settings.map_style, tooltip=tip, view=view), height=560)  # fmt: skip
 

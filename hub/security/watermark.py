@@ -31,6 +31,8 @@ with no text cell left (numbers only, header and footer cut) carries no mark. In
 such case `identify` answers None, never a guess: a mark is believed only when its MAC
 verifies under the key.
 
+Records on screen carry a visible view mark instead (`ViewMark`, end of this module).
+
 Formula injection: a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or CR is
 prefixed with a single quote (OWASP CSV injection guidance), in both formats, so a file
 converted from XLSX to CSV stays safe. Numbers stay numbers: a numeric value is written
@@ -40,6 +42,7 @@ alone, since a spreadsheet reads it as that number and nothing else.
 
 from __future__ import annotations
 
+import base64
 import csv
 import hmac
 import io
@@ -49,7 +52,7 @@ import re
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -408,3 +411,97 @@ def identify(data: bytes, filename: str, key: bytes) -> Identification | None:
         other_ids=tuple(ranked[1:]),
         filename=filename,
     )
+
+
+# --- records on screen ------------------------------------------------------------------
+#
+# A table on a page is no file: what leaves it is a screenshot, a photo or typed-out text.
+# Zero-width characters survive none of those, so a table of records carries a visible
+# code instead: ``VM-XXXX-XXXX-XXXX-XXXX``, 16 base-32 characters (A-Z, 2-7) of ten bytes,
+# the viewer's user id (3 bytes), the minute it was shown (3 bytes, minutes since
+# VIEW_EPOCH, good until 2051) and the first 4 bytes of HMAC-SM3(key, context + both).
+# The mark names who saw the records and when; the audit log names what they looked up
+# in that minute. It is believed only when its MAC verifies, like an export's.
+
+VIEW_EPOCH = datetime(2020, 1, 1, tzinfo=ZoneInfo("UTC"))
+_VIEW_CONTEXT = b"hub-view-mark/v1"
+_VIEW_USER_BYTES, _VIEW_MINUTE_BYTES, _VIEW_TAG_BYTES = 3, 3, 4
+# OCR and retyping lose the dashes or add spaces; the letters are what count.
+_VIEW_RUN = re.compile(r"VM[-\s]?((?:[A-Z2-7][-\s]?){16})")
+
+
+@dataclass(frozen=True)
+class ViewMark:
+    """Who was shown records, and the minute they were shown (UTC)."""
+
+    user_id: int
+    minute: datetime
+
+    def code(self, key: bytes) -> str:
+        """The visible mark, ``VM-`` and four groups of four base-32 characters.
+
+        Raises
+        ------
+        ValueError
+            For a user id past 3 bytes, a minute outside 2020-2051, or an empty key.
+        """
+        minutes = int((self.minute - VIEW_EPOCH).total_seconds() // 60)
+        if not 0 <= self.user_id < 2 ** (8 * _VIEW_USER_BYTES):
+            raise ValueError(f"user id {self.user_id} does not fit in a view mark")
+        if not 0 <= minutes < 2 ** (8 * _VIEW_MINUTE_BYTES):
+            raise ValueError(f"{self.minute} is outside the view mark's range")
+        body = self.user_id.to_bytes(_VIEW_USER_BYTES, "big") + minutes.to_bytes(
+            _VIEW_MINUTE_BYTES, "big"
+        )
+        text = base64.b32encode(body + _view_tag(body, key)).decode()
+        return "VM-" + "-".join(text[i : i + 4] for i in range(0, 16, 4))
+
+
+def _view_tag(body: bytes, key: bytes) -> bytes:
+    if not key:
+        raise ValueError("the watermark key is empty")
+    return hmac.new(key, _VIEW_CONTEXT + body, "sm3").digest()[:_VIEW_TAG_BYTES]
+
+
+def view_mark(user_id: int, at: datetime) -> ViewMark:
+    """The mark for `user_id` shown records at `at` (aware), to the minute."""
+    return ViewMark(operator.index(user_id), at.astimezone(VIEW_EPOCH.tzinfo).replace(
+        second=0, microsecond=0))  # fmt: skip
+
+
+def find_view_marks(text: str, key: bytes) -> list[ViewMark]:
+    """Every view mark in `text` whose MAC verifies under `key`, most frequent first.
+
+    Parameters
+    ----------
+    text
+        Anything a copy of a table became: pasted cells, a text file, OCR of a screenshot.
+    key
+        The watermark key the codes were made with.
+
+    Returns
+    -------
+    list of ViewMark
+        Distinct verified marks; an empty list, never a guess, when none verifies.
+    """
+    counts: Counter[bytes] = Counter()
+    for run in _VIEW_RUN.findall(text.upper()):
+        raw = base64.b32decode(re.sub(r"[-\s]", "", run))
+        body, tag = raw[:-_VIEW_TAG_BYTES], raw[-_VIEW_TAG_BYTES:]
+        if hmac.compare_digest(tag, _view_tag(body, key)):
+            counts[body] += 1
+    marks = []
+    for body, _ in counts.most_common():
+        user = int.from_bytes(body[:_VIEW_USER_BYTES], "big")
+        minutes = int.from_bytes(body[_VIEW_USER_BYTES:], "big")
+        marks.append(ViewMark(user, VIEW_EPOCH + timedelta(minutes=minutes)))
+    return marks
+
+
+def file_text(data: bytes) -> str | None:
+    """The text of a CSV, text or XLSX file (every cell of every sheet), for
+    `find_view_marks`; None when it is neither."""
+    if data.startswith(b"PK\x03\x04"):
+        found = _xlsx_texts(data)
+        return None if found is None else "\n".join(found[0])
+    return _decode_text(data)
