@@ -16,10 +16,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy.exc import DataError
 
 from hub.security import audit
 from hub.security.errors import HubError, InputError
@@ -41,6 +44,11 @@ _SPLIT_DIGITS = re.compile(r"(?<=[0-9０-９])[\s\-./_·]+(?=[0-9０-９Xx])")
 MAX_TEXT = 100_000
 # Arguments that are data, not text: uploads are checked by the feed readers.
 _OPAQUE = (bytes, bytearray, memoryview)
+# No id, count or limit is wider than a signed 64-bit column: a wider number is refused
+# here instead of failing in the driver (SQLite) or the server (PostgreSQL).
+MAX_INT = 2**63 - 1
+# Times a caller may mean: outside these years date arithmetic overflows.
+_YEARS = range(1900, 2200)
 
 
 def holds_identifier(text: str) -> bool:
@@ -68,8 +76,10 @@ def check_input(value: Any, where: str, *, free_text: bool = False, depth: int =
     Raises
     ------
     InputError
-        ``bad_characters``, ``too_long``, ``text_has_identifier`` or ``bad_input``
-        (nesting too deep to be a real argument).
+        ``bad_characters``, ``too_long``, ``text_has_identifier``, ``bad_input``
+        (nesting too deep to be a real argument, a time without a time zone) or
+        ``out_of_range`` (an integer wider than 64 bits, NaN or infinity, a year outside
+        1900-2199).
     """
     if depth > 8:
         raise InputError("bad_input", "input nested too deeply", field=where)
@@ -85,7 +95,17 @@ def check_input(value: Any, where: str, *, free_text: bool = False, depth: int =
                 "text_has_identifier", "free text must not hold ID or phone numbers", field=where
             )
         return
-    if value is None or isinstance(value, (int, float, datetime, Principal, *_OPAQUE)):
+    if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
+        raise InputError("out_of_range", f"{where} out of range", field=where)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError("out_of_range", f"{where} is not a finite number", field=where)
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InputError("bad_input", f"{where} has no time zone", field=where)
+        if value.year not in _YEARS:
+            raise InputError("out_of_range", f"{where} out of range", field=where)
+        return
+    if value is None or isinstance(value, (int, float, Principal, *_OPAQUE)):
         return
     if isinstance(value, Mapping):
         for key, item in value.items():
@@ -140,10 +160,21 @@ def _guarded(method: str, fn: Callable) -> Callable:
                     continue
                 if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
                     for key, item in value.items():
+                        check_input(key, name)  # the name itself is caller's text
                         check_input(item, key, free_text=key in FREE_TEXT_PARAMS)
                 else:
                     check_input(value, name, free_text=name in FREE_TEXT_PARAMS)
-            return fn(self, *args, **kwargs)
+            try:
+                return fn(self, *args, **kwargs)
+            except (DataError, OverflowError) as exc:
+                # A value the checks above let through but the store or date arithmetic
+                # cannot take (a negative LIMIT, an id wider than its int4 column on
+                # PostgreSQL): a refusal like any other, on both backends, not a crash.
+                # The method's transaction has already been rolled back.
+                raise InputError(
+                    "out_of_range", "a value is out of the range the store can take",
+                    error=type(exc).__name__,
+                ) from None  # fmt: skip
         except HubError as exc:
             if not exc.audited:
                 _audit_refusal(self, method, bound, exc)

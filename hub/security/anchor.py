@@ -185,29 +185,50 @@ def checkpoint_file(settings, url: URL) -> Path:
 
 
 def append(path: Path, checkpoint: Checkpoint) -> None:
-    """Append one line with a single write on an O_APPEND descriptor, then fsync."""
+    """Append one line with a single write on an O_APPEND descriptor, then fsync.
+
+    A last line left without its newline (the disk filled, the host lost power mid-write)
+    is ended first: otherwise this checkpoint would be glued to the torn one and both
+    lost. The checkpointer is the file's only writer, so the check cannot race.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
     try:
-        os.write(fd, checkpoint.line().encode())
+        size = os.fstat(fd).st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        os.write(fd, (b"\n" if torn else b"") + checkpoint.line().encode())
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
+_FIELD_TYPES = {"db": str, "seq": int, "hash": str, "ts": str, "key_id": str, "sig": str}
+
+
+def _parse(raw: bytes) -> Checkpoint | None:
+    """The checkpoint on one line, or None for anything else (torn, edited, binary)."""
+    try:
+        fields = json.loads(raw.decode("utf-8"))
+        if not isinstance(fields, dict) or fields.keys() != _FIELD_TYPES.keys():
+            return None
+        for name, kind in _FIELD_TYPES.items():
+            if not isinstance(fields[name], kind) or isinstance(fields[name], bool):
+                return None
+        cp = Checkpoint(**fields)
+        return cp if cp.time.tzinfo else None
+    except (ValueError, TypeError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+
+
 def read(path: Path) -> Iterator[tuple[int, Checkpoint | None]]:
-    """(line number, checkpoint or None when the line is not one) for every line."""
+    """(line number, checkpoint or None when the line is not one) for every line; a file
+    that is not text is read line by line all the same, so that its damage is named, not
+    raised."""
     if not path.exists():
         return
-    with path.open(encoding="utf-8") as fh:
+    with path.open("rb") as fh:
         for number, raw in enumerate(fh, 1):
-            try:
-                fields = json.loads(raw)
-                cp = Checkpoint(**fields)
-                ok = isinstance(cp.seq, int) and isinstance(cp.hash, str)
-                yield number, cp if ok and cp.time.tzinfo else None
-            except (ValueError, TypeError):
-                yield number, None
+            yield number, _parse(raw)
 
 
 def sign(keys: SigningKeys, db: str, seq: int, head: str, now: datetime) -> Checkpoint:
@@ -291,7 +312,10 @@ class Anchorer:
         """
         with self.engine.connect() as conn, Session(bind=conn) as session:
             seq, head = conn.execute(text("SELECT seq, hash FROM audit_head WHERE id = 1")).one()
-            if not (self.due(seq, now) or (force and (self.last is None or seq != self.last.seq))):
+            # An empty log that was never anchored has nothing to vouch for, forced or not
+            # (`--once` at install); one that was is a wipe, refused below.
+            last_seq = self.last.seq if self.last else 0
+            if not (self.due(seq, now) or (force and seq != last_seq)) or seq == last_seq == 0:
                 return None
             problem = _extends(session, self.last, seq, head)
         if problem:
@@ -330,7 +354,40 @@ def run(
 # --- verification -------------------------------------------------------------------------
 
 
-def verify(session: Session, settings, checkpoints: Path | None = None) -> Verification:
+# Clock skew between the app hosts, which stamp the entries, and the verifying host.
+STALE_GRACE = timedelta(minutes=5)
+
+
+def _stale(
+    session: Session, settings, newest: Checkpoint | None, last_seq: int, now: datetime
+) -> Finding | None:
+    """Entries the checkpointer should have signed long ago and has not.
+
+    Nothing in the checkpoint file can show that the file itself was deleted or put back
+    to an older copy (and a database rewritten after that copy's newest checkpoint then
+    passes as merely unanchored); what shows it is time. The checkpointer signs at most
+    `audit_checkpoint_minutes` after the newest checkpoint, so the first entry after it
+    must be anchored one interval after that (or after the entry itself, if later).
+    """
+    anchored = newest.seq if newest else 0
+    if last_seq <= anchored:
+        return None
+    first = session.scalar(select(AuditEntry.ts).where(AuditEntry.seq == anchored + 1))
+    if first is None:
+        return None
+    interval = timedelta(minutes=settings.audit_checkpoint_minutes)
+    due = first if newest is None else max(first, newest.time + interval)
+    if now - due <= interval + STALE_GRACE:
+        return None
+    late = int((now - due).total_seconds() // 60)
+    return Finding("stale", anchored + 1, f"entry seq {anchored + 1} is {late} minutes past "
+                   "the time it should have been anchored: the checkpointer is not running, "
+                   "or its checkpoint file was deleted or replaced by an older copy")  # fmt: skip
+
+
+def verify(
+    session: Session, settings, checkpoints: Path | None = None, *, now: datetime | None = None
+) -> Verification:
     """Check the chain from genesis and against every checkpoint of this database (or
     every checkpoint in the file `checkpoints`, whichever database it names: a restored
     copy checked against the production checkpoints).
@@ -342,6 +399,9 @@ def verify(session: Session, settings, checkpoints: Path | None = None) -> Verif
     with the newest checkpoint but not an older one: two histories were signed),
     `bad_checkpoint` (a line that is not a checkpoint of this key); and, not a failure,
     `unanchored` (entries after the newest checkpoint, which nothing vouches for yet).
+    `stale` (entries that should have been anchored long before `now`: the checkpointer
+    is down, or its file was deleted or rolled back) fails in production, where the
+    checkpointer must run, and is a warning in the demo.
     """
     url = session.get_bind().engine.url
     path, db = checkpoints or checkpoint_file(settings, url), database_label(url)
@@ -372,11 +432,14 @@ def verify(session: Session, settings, checkpoints: Path | None = None) -> Verif
         )
         findings.append(Finding("unanchored", anchored + 1, f"{chain.last_seq - anchored} entries "
                                 f"after {since} are not yet anchored"))  # fmt: skip
+        stale = _stale(session, settings, newest, chain.last_seq, now or datetime.now(UTC))
+        findings += [stale] if stale else []
     return audit.verdict(
         chain.checked,
         findings,
         anchored_seq=newest.seq if newest else None,
         unanchored=max(chain.last_seq - anchored, 0),
+        warnings=audit.WARNINGS - {"stale"} if settings.is_production else audit.WARNINGS,
     )
 
 
@@ -390,7 +453,10 @@ def _against_checkpoints(chain: audit.Scan, good: list[Checkpoint]) -> list[Find
             found.append(Finding("fork", seq, f"two checkpoints of entry seq {seq} differ"))
     if not by_seq:
         return found
-    matched = {s for s, h in by_seq.items() if chain.stored.get(s) in h}
+    # A checkpoint of the empty log (older checkpointers signed one when forced) holds
+    # whatever the log holds now.
+    stored = {0: audit.GENESIS, **chain.stored}
+    matched = {s for s, h in by_seq.items() if stored.get(s) in h}
     newest = max(by_seq)
     if chain.last_seq < newest:
         kind = "wipe" if chain.last_seq == 0 else "cut"

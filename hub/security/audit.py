@@ -10,6 +10,7 @@ the action fails, its audit entry is rolled back with it, and vice versa.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from hub.models import AuditEntry, AuditHead
 from hub.security.crypto import sm3_hex
+from hub.security.masking import mask_text
+from hub.security.narrative import MAY_HOLD
 from hub.security.policy import Principal
 
 GENESIS = "0" * 64
@@ -51,20 +54,37 @@ def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
 def _json(value) -> str | None:
     if value is None:
         return None
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return _text(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
 
 
 def _subject(query: dict | None) -> str | None:
     """`kind:value` of a lookup's subject, the key alarm rules group by."""
     if not query or "kind" not in query or "value" not in query:
         return None
-    return _text(f"{query['kind']}:{query['value']}"[:120])
+    return _text(f"{query['kind']}:{query['value']}", 120)
 
 
-def _text(value: str | None) -> str | None:
-    """Text as typed, with NUL (which PostgreSQL cannot store) shown as U+FFFD: a refused
-    input's audit entry must be writable whatever the input was."""
-    return value.replace("\x00", "\ufffd") if value else value
+# NUL (PostgreSQL cannot store it) and UTF-16 surrogate halves (no encoder can write one:
+# neither the hash nor the driver could take the entry).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _text(value: str | None, width: int | None = None) -> str | None:
+    """Text as typed, made storable: a refused input's audit entry must be writable
+    whatever the input was, alike on both backends.
+
+    Unstorable characters are shown as U+FFFD; ID numbers and phones are masked (a
+    refusal records what was typed, and an identifier typed into a case number, a
+    purpose or a plate field must not stay in clear in a log nobody may edit); text
+    longer than its column (`width`) is cut, as SQLite would keep it and PostgreSQL
+    refuse the whole entry.
+    """
+    if not value:
+        return value
+    value = _UNSTORABLE.sub("\ufffd", value)
+    if MAY_HOLD.search(value):
+        value = mask_text(value)
+    return value[:width] if width else value
 
 
 def record(
@@ -115,19 +135,20 @@ def record(
         seq=seq,
         ts=now.astimezone(UTC),
         user_id=principal.user_id if principal else None,
-        username=principal.username if principal else _text(username),
+        username=principal.username if principal else _text(username, 64),
         role=principal.role if principal else None,
         city_code=principal.city_code if principal else None,
-        action=action,
-        dataset=_text(dataset),
+        action=_text(action, 32),
+        dataset=_text(dataset, 32),
         query=_json(query),
         subject=_subject(query),
-        purpose=_text(purpose),
-        case_no=_text(case_no),
+        purpose=_text(purpose, 32),
+        case_no=_text(case_no, 32),
         result_count=result_count,
-        record_ids=_json(ids) if ids else None,
+        # "table:id" only, as the code wrote them: exact evidence, nothing to mask
+        record_ids=json.dumps(ids, ensure_ascii=False) if ids else None,
         owner_cities=",".join(sorted(set(owner_cities))) or None,
-        decision=_text(decision),
+        decision=_text(decision, 32),
         grant_id=grant_id,
         detail=_json(detail) if detail else None,
         prev_hash=prev,
@@ -154,7 +175,8 @@ class Finding:
     `kind` is one of: `broken` (an entry does not match its hash or link), `gap` (an
     entry is missing), `head` (`audit_head` disagrees with the entries), and, against the
     signed checkpoints (`hub.security.anchor`), `cut`, `wipe`, `rewrite`, `fork`,
-    `bad_checkpoint`; `unanchored` (entries newer than the newest checkpoint) is a warning.
+    `bad_checkpoint`, `stale`; `unanchored` (entries newer than the newest checkpoint) is a
+    warning, and so is `stale` outside production.
     """
 
     kind: str
@@ -162,7 +184,8 @@ class Finding:
     text: str
 
 
-WARNINGS = frozenset({"unanchored"})
+# Not failures by default: `stale` fails in production (`hub.security.anchor.verify`).
+WARNINGS = frozenset({"unanchored", "stale"})
 
 
 @dataclass(frozen=True)
@@ -235,12 +258,13 @@ def verdict(
     *,
     anchored_seq: int | None = None,
     unanchored: int = 0,
+    warnings: frozenset[str] = WARNINGS,
 ) -> Verification:
-    """The verification of these findings: broken unless all are warnings; the earliest
-    failing seq is `first_broken_seq`."""
+    """The verification of these findings: broken unless all are `warnings`; the
+    earliest failing seq is `first_broken_seq`."""
     findings = tuple(findings)
     failures = sorted(
-        (f for f in findings if f.kind not in WARNINGS),
+        (f for f in findings if f.kind not in warnings),
         key=lambda f: f.seq if f.seq is not None else 0,
     )
     if not failures:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,6 +23,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 _NONCE = 12
 _TAG = 16
+#: A key id: stored in 16-wide `key_id` columns, written inside narrative tokens
+#: (``⟦ph:<key id>:…⟧``) and in HUB_SM4_OLD_KEYS (``id:hex,…``), so none of those
+#: separators, no white space and no control character.
+KEY_ID = r"[^\s:,⟦⟧\x00-\x1f\x7f]{1,16}"
 
 
 def sm3_hex(data: bytes) -> str:
@@ -50,10 +55,11 @@ def parse_key_ring(raw: str) -> dict[str, bytes]:
             key = bytes.fromhex(hex_key.strip())
         except ValueError:
             key = b""
-        if not key_id or len(key_id) > 16 or len(key) != 16:
+        if not re.fullmatch(KEY_ID, key_id) or len(key) != 16:
             raise ValueError(
-                "HUB_SM4_OLD_KEYS takes id:hex pairs separated by commas, each id at most "
-                f"16 characters and each key 32 hex characters; {key_id or item!r} is not one"
+                "HUB_SM4_OLD_KEYS takes id:hex pairs separated by commas, each id 1-16 "
+                "characters without spaces, ':', ',', '⟦' or '⟧' and each key 32 hex "
+                f"characters; {key_id or item!r} is not one"
             )
         if key_id in ring:
             raise ValueError(f"HUB_SM4_OLD_KEYS names key {key_id!r} twice")
@@ -82,6 +88,20 @@ class FieldCipher:
     key_id: str
     index_key: bytes
     old_keys: tuple[tuple[str, bytes], ...] = ()
+
+    def __post_init__(self) -> None:
+        # An id that does not fit its column or its token would be cut or refused only
+        # when the first row is written under it; every key must be SM4's 16 bytes.
+        for key_id, key in ((self.key_id, self.key), *self.old_keys):
+            if not isinstance(key_id, str) or not re.fullmatch(KEY_ID, key_id):
+                raise ValueError(
+                    f"key id {key_id!r}: 1-16 characters without spaces, ':', ',', '⟦' or '⟧'"
+                )
+            if len(key) != 16:
+                raise ValueError(f"key {key_id!r} is not a 128-bit SM4 key")
+        ids = [k for k, _ in self.old_keys]
+        if len(set(ids)) != len(ids):
+            raise ValueError("the key ring names a key id twice")
 
     @classmethod
     def from_settings(cls, settings) -> FieldCipher:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.models import HelpRequest, Person
@@ -89,12 +89,18 @@ def _reencrypt(session: Session, ring: FieldCipher, new: FieldCipher, *, now: da
     done: dict[str, int] = {}
     for model, columns in ENCRYPTED:
         cols = [getattr(model, c) for c in columns]
+        # A row without a key id was written before ids were stored and decrypts under
+        # the current key (`FieldCipher.decrypt`): when that key is retired, it moves too,
+        # or the new current key would be tried on it and it would read as nothing.
+        under = model.key_id.in_(sources)
+        if ring.key_id in sources:
+            under = or_(under, model.key_id.is_(None))
         count = 0
         last = 0
         while sources:
             rows = session.execute(
                 select(model.id, model.key_id, *cols)
-                .where(model.key_id.in_(sources), model.id > last)
+                .where(under, model.id > last)
                 .order_by(model.id).limit(BATCH)
                 .execution_options(policy="validation")
             ).all()  # fmt: skip

@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import re
 
-from hub.security.crypto import DecryptionError, FieldCipher
+from hub.security.crypto import KEY_ID, DecryptionError, FieldCipher
 from hub.security.masking import mask_text
 from hub.validate import find_id_numbers, find_phones
 
@@ -31,8 +31,7 @@ from hub.validate import find_id_numbers, find_phones
 UNREADABLE = "[***]"
 # Token kind -> identifier kind (the policy's field kind).
 _KINDS = {"id": "id_number", "ph": "phone", "raw": "raw"}
-_KEY_ID = r"[^\s:⟦⟧]{1,16}"  # the key id column is 16 wide; a ring id has no ":"
-TOKEN = re.compile(rf"⟦(id|ph|raw):({_KEY_ID}):([A-Za-z0-9_-]+)⟧")
+TOKEN = re.compile(rf"⟦(id|ph|raw):({KEY_ID}):([A-Za-z0-9_-]+)⟧")
 # Cheap vectorisable pre-check: a mobile starts with 3 digits and at most one separator
 # (space or hyphen, also full-width) before 4 more, and an ID number has 18 digits in a
 # row, so a text without such a run (house numbers, dates) holds no identifier.
@@ -46,8 +45,7 @@ def _aad(kind: str) -> str:
 
 
 def _token(code: str, value: str, cipher: FieldCipher) -> str:
-    if not re.fullmatch(_KEY_ID, cipher.key_id):
-        raise ValueError("the key id must be 1-16 characters without spaces, ':', '⟦' or '⟧'")
+    # FieldCipher only takes key ids that fit a token (`crypto.KEY_ID`).
     blob = cipher.encrypt(_aad(_KINDS[code]), value)
     body = base64.urlsafe_b64encode(blob).decode().rstrip("=")
     return f"⟦{code}:{cipher.key_id}:{body}⟧"
