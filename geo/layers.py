@@ -464,3 +464,40 @@ def view_around(lon: float, lat: float, radius_m: float, *, width_px: int = 760,
     dy = dlat / np.cos(np.radians(lat))
     zoom = float(np.log2(min(width_px * 360 / (512 * dlon), height_px * 360 / (512 * dy))))
     return pdk.ViewState(longitude=float(lon), latitude=float(lat), zoom=round(zoom, 2), pitch=0)
+
+
+# --- the common operating picture's overlays --------------------------------------------
+
+OPERATION_COLOR = [120, 0, 160, 45]
+OPERATION_LINE = [120, 0, 160, 230]
+ALERT_LINE = {"low": [200, 170, 0, 255], "medium": [230, 110, 0, 255], "high": [200, 0, 0, 255]}
+HIT_COLOR = [230, 0, 120, 245]
+TRACKED_COLOR = [20, 20, 20, 250]
+LIVE_COLOR = [0, 190, 255, 250]
+
+
+def area_layer(
+    frame: pd.DataFrame, *, layer_id: str, fill: list[int], line: list[int] | None = None
+) -> pdk.Layer:
+    """Circles of `radius_m` metres at `lon`/`lat` (an operation's area, an alert's area);
+    a `line` column, when present, colours each outline. `id` and `tip` are kept."""
+    keep = [c for c in ("id", "lon", "lat", "radius_m", "tip", "line") if c in frame]
+    data = frame[keep].copy()
+    data["lon"], data["lat"] = data["lon"].round(5), data["lat"].round(5)
+    if "line" not in data:
+        data["line"] = [line or [0, 0, 0, 255]] * len(data)
+    return pdk.Layer(
+        "ScatterplotLayer",
+        data=data,
+        id=layer_id,
+        get_position=["lon", "lat"],
+        get_radius="radius_m",
+        radius_units="'meters'",
+        radius_min_pixels=6,
+        get_fill_color=fill,
+        get_line_color="line",
+        stroked=True,
+        line_width_min_pixels=2.5,
+        pickable=True,
+        auto_highlight=True,
+    )

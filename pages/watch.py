@@ -11,6 +11,7 @@ from ui import watch as ui_watch
 from ui.auth import guard
 from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
+from ui.notices import linked_item
 from ui.response import attempt
 
 REFRESH_SECONDS = 5
@@ -37,7 +38,7 @@ with tab_hits:
         since = max([h.created_at for h in shown] + [st.session_state["watch_hits_from"]])
         new = attempt(lambda: hub.watch.hits(principal, since=since))
         st.session_state["watch_hits"] = shown = list(new or []) + shown
-        ui_watch.hit_list(hub, principal, shown, names)
+        ui_watch.hit_list(hub, principal, shown, names, focus=linked_item("hit"))
 
     live_hits()
 

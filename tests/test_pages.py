@@ -252,18 +252,20 @@ def test_requests_page_toasts_a_decision_and_shows_requester_activity(
         + [e.value for e in seen.error]
     )
 
-    def app_run(seen_before=None) -> AppTest:
+    def app_run(since=None) -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
         at.session_state["principal"] = inv
-        if seen_before is not None:
-            at.session_state["request_status_seen"] = seen_before
+        if since is not None:
+            at.session_state["notices_since"] = since
         return at.run()
 
+    # The notification badge (ui/frame.py page_furniture, on every page): the first check
+    # only remembers when it looked; a decision after it is a toast on the next check.
     first = app_run()
     assert not first.toast
-    assert first.session_state["request_status_seen"][rid] == "pending"
+    since = first.session_state["notices_since"]
     hub.decide_request(approver, rid, approve=True, note="同意")
-    at = app_run(first.session_state["request_status_seen"])
+    at = app_run(since)
     st.cache_resource.clear()
     assert not at.exception
-    assert at.toast[0].value == f"您的申请 #{rid} 已批准"
+    assert [x.value for x in at.toast] == [f"调阅申请 #{rid} 已批准（滁州市）"]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from hub.security.policy import Principal
 from hub.service import Hub
 from hub.settings import SettingsError
 from hub.store import StoreError
 from ui.hub import get_hub
 from ui.i18n import lang, t
+from ui.notices import notice_badge
 from ui.text import plain
 
 
@@ -46,3 +48,11 @@ def city_names() -> dict[str, str]:
     """adcode -> city name in the current language."""
     i = 0 if lang() == "zh" else 1
     return {code: names[i] for code, names in _cities().items()}
+
+
+def page_furniture(principal: Principal) -> None:
+    """What every signed-in page shows around itself: the notification badge (a fragment
+    refreshed every few seconds, with a toast for each new item) at the top of the
+    sidebar. app.py calls it once per run, before the page."""
+    with st.sidebar:
+        notice_badge(principal)

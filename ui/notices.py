@@ -84,3 +84,10 @@ def notice_badge(principal: Principal) -> None:
                 st.rerun(scope="fragment")
 
     badge()
+
+
+def linked_item(param: str) -> int | None:
+    """The item a notice's deep link names (`?<param>=<id>`), or None: a page reads it
+    to open that item first; the page's own access checks still decide what is shown."""
+    value = st.query_params.get(param)
+    return int(value) if value is not None and str(value).isdigit() else None

@@ -79,12 +79,17 @@ def watch_table(hub, principal, watches: list[WatchView], names: dict[str, str],
             st.rerun()
 
 
-def hit_list(hub, principal, hits: list[HitView], names: dict[str, str]) -> None:
-    """Hits newest first: open reads as a table line, the rest as pointers."""
+def hit_list(hub, principal, hits: list[HitView], names: dict[str, str], *,
+             focus: int | None = None) -> None:  # fmt: skip
+    """Hits newest first: open reads as a table line, the rest as pointers; the hit a
+    notice links to (`focus`) first, marked."""
     if not hits:
         st.caption(t("watch_no_hits"))
         return
+    hits = sorted(hits, key=lambda h: h.id != focus)  # stable: the rest stay newest first
     for h in hits:
+        if h.id == focus:
+            st.caption(f":material/link: {t('notice_opened_item')}")
         where = names.get(h.city_code, h.city_code)
         head = t("watch_hit_line", plate=plain(h.plate), city=where, case_no=plain(h.case_no),
                  from_city=names.get(h.owner_city or "", ""), at=local_time(h.created_at))  # fmt: skip
