@@ -17,11 +17,12 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, tr
 from sqlalchemy.orm import Session
 
 from geo.cells import text_parents
+from hub import hourly as hourly_counts
 from hub import kpi, quality, situation
 from hub import models as m
 from hub.codes import label
 from hub.security.errors import InputError
-from hub.selection import check_selection, incident_where, parse_utc_hours, utc_hour
+from hub.selection import check_selection, incident_where
 
 LOCAL_TZ = "Asia/Shanghai"
 DIMENSIONS = ("city", "district", "type", "severity", "day", "weekday", "hour")
@@ -190,20 +191,6 @@ def labelled(session: Session, found: Exploration, lang: str = "zh") -> pd.DataF
                              aggfunc="sum", fill_value=0).reset_index()  # fmt: skip
 
 
-def _hourly(session: Session, where) -> pd.DataFrame:
-    """Counts per city, type and UTC hour (`hour` as aware UTC timestamps)."""
-    i = m.Incident
-    hour = utc_hour(session, i.ts)
-    rows = session.execute(
-        select(i.city_code, i.type_code, hour, func.count()).where(where)
-        .group_by(i.city_code, i.type_code, hour)
-        .execution_options(policy="aggregate")
-    ).all()  # fmt: skip
-    frame = pd.DataFrame(rows, columns=["city_code", "type_code", "hour", "count"])
-    frame["hour"] = parse_utc_hours(frame["hour"])
-    return frame
-
-
 # --- Overview -----------------------------------------------------------------------------
 
 
@@ -246,9 +233,12 @@ def overview(session: Session, *, now: datetime, count_secret: bool) -> Overview
     tz = ZoneInfo(LOCAL_TZ)
     today = now.astimezone(tz).date()
     day0 = datetime.combine(today - timedelta(days=29), datetime.min.time(), tz)
-    # One pass over the 30 days, grouped by city, type and UTC hour (a cheap key: no
-    # per-row time-zone arithmetic); every chart and the KPI are derived from it.
-    hourly = _hourly(session, _where(ExploreQuery(day0, now), count_secret=count_secret))
+    # The 30 days' counts by city, type and UTC hour (from the hourly rollup, the part
+    # of the current hour from the incidents); every chart and the KPI derive from it.
+    hourly = hourly_counts.counts(
+        session, ExploreQuery(day0, now), ["city_code", "type_code", "hour"],
+        count_secret=count_secret,
+    )  # fmt: skip
     local = hourly["hour"] + pd.Timedelta(hours=8)  # Asia/Shanghai: UTC+8 all year
     trend = (hourly.assign(day=local.dt.strftime("%Y-%m-%d"))
              .groupby(["city_code", "day"], as_index=False)["count"].sum())  # fmt: skip
@@ -289,9 +279,10 @@ def overview(session: Session, *, now: datetime, count_secret: bool) -> Overview
     alert_ok = true() if count_secret else m.Alert.classification != "secret"
     active = _per_city(session, m.Alert, and_(m.Alert.status == "active", alert_ok))
     last7 = datetime.combine(today - timedelta(days=6), datetime.min.time(), tz)
-    districts = _grouped(
-        session, ["district"], _where(ExploreQuery(last7, now), count_secret=count_secret)
-    ).rename(columns={"district": "district_code"})
+    districts = hourly_counts.counts(
+        session, ExploreQuery(last7, now), ["district_code"], count_secret=count_secret
+    )
+    districts = districts.sort_values("district_code", na_position="last").reset_index(drop=True)
     # Cross-city cooperation today: lookups that touched another city's records, by the
     # looker's city; access decisions today and how long they waited.
     start_today = datetime.combine(today, datetime.min.time(), tz)

@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import Column, Connection, Engine, Table
 from sqlalchemy.schema import AddConstraint, DropConstraint
 
+from hub import partitions
 from hub.models import UTCDateTime
 
 CHUNK = 200_000
@@ -235,6 +236,9 @@ def write_frame(conn: Connection, table: Table, df: pd.DataFrame) -> int:
     if conn.dialect.name == "sqlite":
         _sqlite_insert(raw, table.name, list(df.columns), _columns(df, table))
     else:
+        if table.name in partitions.PARTITIONED and "ts" in df:
+            # History lands in its days, not in the DEFAULT partition.
+            partitions.ensure_for_frame(conn, table.name, df["ts"])
         _pg_copy(raw, table, df)
     return len(df)
 

@@ -1,15 +1,23 @@
 """Retention: purge records older than their dataset's retention period (settings),
-except those linked to an open case, with one audit entry per dataset."""
+except those linked to an open case, with one audit entry per dataset.
+
+On PostgreSQL the day-partitioned datasets (hub/partitions.py) lose a whole day at a
+time: a partition whose day ended before the cutoff is detached and dropped after its
+open-case records were moved to the DEFAULT partition; rows are deleted one by one only
+there. A record is therefore kept until its whole UTC day has expired (at most a day
+past its period), which is what makes retention of a day take seconds, not an hour.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import and_, delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from hub import models as m
+from hub import partitions, rollup
 from hub.security import audit
 from hub.security.policy import Principal
 
@@ -45,6 +53,31 @@ def _linked_to_open_case(dataset: str):
     return None
 
 
+def _drop_day(session: Session, model, part: partitions.DayPartition, keep) -> None:
+    """Drop one expired day partition, its open-case records moved to the DEFAULT one.
+
+    The kept rows leave through the parent (its triggers take them out of the counts)
+    and come back after the detach, when no day covers them (the triggers count them
+    again); the rest of the day goes with the partition, subtracted from the counts
+    first, as dropping a table fires no trigger.
+    """
+    conn = session.connection()
+    parent, table = model.__tablename__, part.table
+    conn.exec_driver_sql(f'CREATE TEMP TABLE retention_keep (LIKE "{parent}") ON COMMIT DROP')
+    held = conn.execute(select(model.id).where(keep)).scalars().all()
+    if held:
+        conn.exec_driver_sql(
+            f'WITH moved AS (DELETE FROM "{parent}" WHERE ts >= %(lo)s AND ts < %(hi)s '
+            "AND id = ANY(%(ids)s) RETURNING *) INSERT INTO retention_keep SELECT * FROM moved",
+            {"lo": part.start, "hi": part.end, "ids": list(held)},
+        )
+    rollup.subtract_relation(conn, parent, f'"{table}"')
+    conn.exec_driver_sql(f'ALTER TABLE "{parent}" DETACH PARTITION "{table}"')
+    conn.exec_driver_sql(f'DROP TABLE "{table}"')
+    conn.exec_driver_sql(f'INSERT INTO "{parent}" SELECT * FROM retention_keep')
+    conn.exec_driver_sql("DROP TABLE retention_keep")
+
+
 def _count(session: Session, model, condition) -> int:
     return session.scalar(select(func.count()).select_from(model).where(condition)) or 0
 
@@ -70,8 +103,15 @@ def apply_retention(
             out.append(Purge(dataset, 0, None, 0, 0))
             continue
         cutoff = now - timedelta(days=n_days)
-        expired = ts < cutoff
         keep = _linked_to_open_case(dataset)
+        whole: list[partitions.DayPartition] = []
+        if partitions.is_partitioned(session.connection(), dataset):
+            cutoff = cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
+            whole = [p for p in partitions.day_partitions(session.connection(), dataset)
+                    if p.end <= cutoff]  # fmt: skip
+        # Row by row: everything expired outside the days that go whole (on PostgreSQL
+        # what sits in the DEFAULT partition; on SQLite every expired row).
+        expired = and_(ts < cutoff, *(~((ts >= p.start) & (ts < p.end)) for p in whole))
         kept = 0 if keep is None else _count(session, model, expired & keep)
         condition = expired if keep is None else expired & ~keep
         victims = _count(session, model, condition)
@@ -79,11 +119,19 @@ def apply_retention(
             session.execute(
                 delete(model).where(condition).execution_options(synchronize_session=False)
             )
+        for part in whole:
+            in_day = (ts >= part.start) & (ts < part.end)
+            held = _count(session, model, in_day & keep)
+            victims += _count(session, model, in_day) - held
+            kept += held
+            if not dry_run:
+                _drop_day(session, model, part, in_day & keep)
+        dropped = [p.table for p in whole]
         audit.record(
             session, principal, "retention", now=now, username=None if principal else "cli",
             dataset=dataset, result_count=victims, decision="dry_run" if dry_run else "purged",
             query={"days": n_days, "cutoff": cutoff.isoformat()},
-            detail={"kept_for_open_cases": kept},
+            detail={"kept_for_open_cases": kept, **({"partitions_dropped": dropped} if dropped else {})},
         )  # fmt: skip
         out.append(Purge(dataset, n_days, cutoff, victims, kept))
     return out

@@ -18,7 +18,7 @@ megabytes on every rerun.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import h3
@@ -31,7 +31,7 @@ from hub import models as m
 from hub.security import audit
 from hub.security.backstop import row_filter
 from hub.security.errors import InputError
-from hub.security.policy import Principal
+from hub.security.policy import Principal, openable_clause
 from hub.selection import check_selection, in_list, incident_where, parse_utc_hours, utc_hour
 
 # DESIGN §5: the operational picture is for commanders, investigators and analysts.
@@ -195,30 +195,59 @@ def _frame(session: Session, stmt, columns: list[str]) -> pd.DataFrame:
 
 def incident_hexes(
     session: Session, query: SituationQuery, *, count_secret: bool,
-    openable: ColumnElement[bool] | None = None,
+    viewer: Principal | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """Incident counts per H3 cell (and hour, for playback) — an aggregate over every
     matching incident.
 
     The row filter is bypassed on purpose (DESIGN §4: counts may include what the viewer
     cannot open); only cell, hour, count and the highest severity leave the store.
-    Columns: h3, count, max_severity, and hour (UTC) when `query.by_hour`; with
-    `openable` (the viewer's row filter) also `hidden`, the count of matching incidents
-    the viewer may not open, taken in the same pass (the time index covers the columns
-    of the filter, so no row of the table is read).
+    Columns: h3, count, max_severity, and hour (UTC) when `query.by_hour`; with `viewer`
+    also `hidden`, the count of matching incidents that viewer may not open.
+
+    The whole hours of the window are read from `incident_hourly` (kept current by
+    triggers, hub/rollup.py), the part-hours at its ends from the incidents themselves;
+    a district selection (resolution 8, finer than the rollup's cells) reads incidents.
     """
+    start, end = query.start, query.end
+    first = start.replace(minute=0, second=0, microsecond=0)
+    first += timedelta(hours=1) if first < start else timedelta(0)
+    last = end.replace(minute=0, second=0, microsecond=0)
+    if query.resolution >= 8 or first >= last:
+        spans = [(start, end)]
+        whole = None
+    else:
+        spans = [(a, b) for a, b in ((start, first), (last, end)) if a < b]
+        whole = (first, last)
+    parts = [_raw_hexes(session, query, a, b, count_secret, viewer) for a, b in spans]
+    if whole is not None:
+        parts.append(_rollup_hexes(session, query, *whole, count_secret, viewer))
+    frame = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
+    values = ["count", "max_severity"] + (["hidden"] if viewer is not None else [])
+    names = ["h3", "hour"] if query.by_hour else ["h3"]
+    types = dict.fromkeys(values, "int64")
+    if frame.empty:
+        return frame.astype(types)
+    frame["h3"] = _to_resolution(frame, "h3", query.resolution)
+    sums = {v: (v, "max" if v == "max_severity" else "sum") for v in values}
+    return frame.groupby(names, as_index=False, sort=True).agg(**sums).astype(types)
+
+
+def _raw_hexes(session, query, start, end, count_secret, viewer) -> pd.DataFrame:
+    """The counts of [start, end) from the incidents (the covering time index)."""
     i = m.Incident
     cell = i.h3_r8 if query.resolution >= 8 else i.h3_r7
     keys = [cell, utc_hour(session, i.ts)] if query.by_hour else [cell]
     names = ["h3", "hour"] if query.by_hour else ["h3"]
     values = ["count", "max_severity"]
     aggregates = [func.count(), func.max(i.severity)]
-    if openable is not None:
+    if viewer is not None:
         values.append("hidden")
-        aggregates.append(func.sum(case((openable, 0), else_=1)))
+        aggregates.append(func.sum(case((_openable(session, viewer, i), 0), else_=1)))
+    window = replace(query, start=start, end=end)
     stmt = (
         select(*keys, *aggregates)
-        .where(incident_where(query))
+        .where(incident_where(window))
         .group_by(*keys)
         .execution_options(policy="aggregate")
     )
@@ -227,12 +256,66 @@ def incident_hexes(
     frame = _frame(session, stmt, [*names, *values])
     if query.by_hour:
         frame["hour"] = parse_utc_hours(frame["hour"])
-    types = dict.fromkeys(values, "int64")
-    if frame.empty:
-        return frame.astype(types)
-    frame["h3"] = _to_resolution(frame, "h3", query.resolution)
-    sums = {v: (v, "max" if v == "max_severity" else "sum") for v in values}
-    return frame.groupby(names, as_index=False, sort=True).agg(**sums).astype(types)
+    return frame
+
+
+def _rollup_hexes(session, query, start, end, count_secret, viewer) -> pd.DataFrame:
+    """The counts of the whole hours [start, end) from `incident_hourly`.
+
+    The hidden count is the viewer's role filter over the rollup's columns (data class,
+    city, district: all the role part of the policy looks at), less the incidents a
+    grant opens beyond the role (a case grant names incidents by their case, which the
+    rollup does not carry): those few are counted from the incidents, per cell.
+    """
+    h = m.IncidentHourly
+    keys = [h.h3_r7, h.hour] if query.by_hour else [h.h3_r7]
+    names = ["h3", "hour"] if query.by_hour else ["h3"]
+    values = ["count", "max_severity"]
+    aggregates = [func.sum(h.n), func.max(h.severity)]
+    if viewer is not None:
+        values.append("hidden")
+        aggregates.append(func.sum(case((openable_clause(viewer, h), 0), else_=h.n)))
+    where = [h.hour >= start, h.hour < end, in_list(h.city_code, query.cities),
+             in_list(h.district_code, query.districts), in_list(h.type_code, query.types),
+             in_list(h.severity, query.severities)]  # fmt: skip
+    if not count_secret:
+        where.append(h.classification != "secret")
+    stmt = select(*keys, *aggregates).where(*where).group_by(*keys)
+    frame = _frame(session, stmt, [*names, *values])
+    if query.by_hour:
+        frame["hour"] = pd.to_datetime(frame["hour"], utc=True)
+    if viewer is None or frame.empty:
+        return frame
+    granted = _granted_beyond_role(session, viewer, query, start, end, count_secret)
+    if len(granted):
+        frame = frame.merge(granted, on=names, how="left")
+        frame["hidden"] -= frame.pop("granted").fillna(0).astype("int64")
+    return frame
+
+
+def _granted_beyond_role(session, viewer, query, start, end, count_secret) -> pd.DataFrame:
+    """Incidents of [start, end) per cell that the viewer's grants open and the role
+    does not (empty without grants; hub/security/policy.py `openable_clause`)."""
+    i = m.Incident
+    names = ["h3", "hour"] if query.by_hour else ["h3"]
+    role = openable_clause(viewer, i)
+    grants = session.info.get("grants", ()) if session.info.get("principal") == viewer else ()
+    full = _openable(session, viewer, i)
+    if not grants or str(full) == str(role):
+        return pd.DataFrame(columns=[*names, "granted"])
+    keys = [i.h3_r7, utc_hour(session, i.ts)] if query.by_hour else [i.h3_r7]
+    stmt = (
+        select(*keys, func.count())
+        .where(incident_where(replace(query, start=start, end=end)), full, not_(role))
+        .group_by(*keys)
+        .execution_options(policy="aggregate")
+    )
+    if not count_secret:
+        stmt = stmt.where(i.classification != "secret")
+    frame = _frame(session, stmt, [*names, "granted"])
+    if query.by_hour:
+        frame["hour"] = parse_utc_hours(frame["hour"])
+    return frame
 
 
 _FEATURES: dict[str, tuple[type[m.Base], tuple[str, ...]]] = {
@@ -352,9 +435,8 @@ def situation(
     _check(query)
     want_points = "incidents" in query.layers and query.points
     hexes = incident_hexes(
-        session, query, count_secret=count_secret,
-        openable=_openable(session, principal, m.Incident) if want_points else None,
-    )  # fmt: skip
+        session, query, count_secret=count_secret, viewer=principal if want_points else None
+    )
     counted = (int(hexes["count"].sum()), int(hexes["hidden"].sum())) if want_points else None
     hexes = hexes.drop(columns="hidden", errors="ignore")  # the total is enough
     empty = {layer: pd.DataFrame(columns=list(cols)) for layer, (_, cols) in _FEATURES.items()}

@@ -165,7 +165,7 @@ def test_openable_count_comes_from_the_same_pass_as_the_hexagons(env) -> None:
     viewer = who["investigator.cz"]
     with session_factory(engine)() as s:
         allowed = row_filter(s, viewer, Incident)
-        cells = sit.incident_hexes(s, WEEK, count_secret=False, openable=allowed)
+        cells = sit.incident_hexes(s, WEEK, count_secret=False, viewer=viewer)
         hidden = s.scalar(
             select(func.count()).select_from(Incident)
             .where(*_in_week(), Incident.classification != "secret", ~allowed)
@@ -176,8 +176,9 @@ def test_openable_count_comes_from_the_same_pass_as_the_hexagons(env) -> None:
 
 
 def test_a_rerun_reads_indexes_not_whole_tables(tmp_path_factory) -> None:
-    """On SQLite the province counts come from the covering time index alone (no table
-    row read) and the unresolved help requests from their partial index: what keeps a
+    """On SQLite the province counts of whole hours come from the hourly rollup's key,
+    the part-hours at the window's ends from the covering time index alone (no table row
+    read), and the unresolved help requests from their partial index: what keeps a
     7-day province rerun within its budget."""
     from sqlalchemy import event
 
@@ -197,8 +198,10 @@ def test_a_rerun_reads_indexes_not_whole_tables(tmp_path_factory) -> None:
     finally:
         engine.dispose()
     hexes = [p for q, p in plans.items() if "GROUP BY" in q and "FROM incidents" in q]
+    rolled = [p for q, p in plans.items() if "FROM incident_hourly" in q]
     helps = [p for q, p in plans.items() if "FROM help_requests" in q]
-    assert hexes and all("COVERING INDEX ix_incidents_ts_covering" in p for p in hexes), hexes
+    assert all("COVERING INDEX ix_incidents_ts_covering" in p for p in hexes), hexes
+    assert rolled and all("PRIMARY KEY (hour>? AND hour<?)" in p for p in rolled), rolled
     assert helps and all("ix_help_requests_unresolved_ts" in p for p in helps), helps
 
 

@@ -116,9 +116,8 @@ def test_window_without_data_is_empty_not_an_error(env) -> None:
     [
         (END, START),
         (START, START + timedelta(days=31, seconds=1)),
-        (START.replace(tzinfo=None), END),
     ],
-    ids=["reversed", "too_long", "naive"],
+    ids=["reversed", "too_long"],
 )
 def test_bad_window_is_refused_and_audited(env, start, end) -> None:
     hub, who, engine = env
@@ -131,6 +130,17 @@ def test_bad_window_is_refused_and_audited(env, start, end) -> None:
         "bad_window",
         "sightings",
     )
+
+
+def test_a_window_without_a_time_zone_is_refused_at_the_boundary(env) -> None:
+    """A naive time is ambiguous (local or UTC?): refused before the lookup, and audited."""
+    hub, who, engine = env
+    with pytest.raises(HubError) as exc:
+        hub.plate_trajectory(who["investigator.hf"], PLATE, START.replace(tzinfo=None), END,
+                             PURSUIT, now=at(day=5))  # fmt: skip
+    assert exc.value.code == "bad_input" and exc.value.params["field"] == "start"
+    entry = _last_audit(engine, "investigator.hf")
+    assert (entry.action, entry.decision) == ("plate_trajectory_refused", "bad_input")
 
 
 def test_bad_plate_is_refused(env) -> None:

@@ -103,7 +103,8 @@ def test_watch_creation_rules(env: Env) -> None:
     _refused(env, "bad_expiry", create, inv, "皖AWT801", CASE, "province",
              now + timedelta(days=31), now=now)  # fmt: skip
     _refused(env, "bad_expiry", create, inv, "皖AWT801", CASE, "province", now, now=now)
-    _refused(env, "bad_expiry", create, inv, "皖AWT801", CASE, "province",
+    # a time without a zone is refused at the boundary, before the watch rules
+    _refused(env, "bad_input", create, inv, "皖AWT801", CASE, "province",
              week.replace(tzinfo=None), now=now)  # fmt: skip
     _refused(env, "watch_scope_required", create, inv, "皖AWT801", CASE, [], week, now=now)
     _refused(env, "unknown_city", create, inv, "皖AWT801", CASE, ["999999"], week, now=now)

@@ -3,6 +3,7 @@
 from alembic import context
 
 from hub.models import Base
+from hub.partitions import include_object
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -15,6 +16,9 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=True,
     compare_type=True,
+    # Day partitions are made by `hub maintain`, not by the models: autogenerate must
+    # not propose dropping them.
+    include_object=include_object,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -1,0 +1,260 @@
+"""Day partitions of plate reads and incidents on PostgreSQL (declarative range
+partitioning on `ts`, one partition per UTC day, plus a DEFAULT partition).
+
+Why each piece is there:
+
+- The primary key is (id, ts) and the natural key unique index (city_code, source_id,
+  ts): PostgreSQL has no global indexes, so every unique index of a partitioned table
+  must carry the partition key. Idempotency does not rest on that index: a feed batch
+  (file or stream) looks its keys up by (city_code, source_id) — the leading columns of
+  the same index — and updates the row it finds, so a redelivered row is "unchanged" and
+  a re-ingested row whose time moved to another day is an UPDATE, which PostgreSQL
+  carries out as a move between partitions. A second row with the same key and time is
+  refused by the index itself.
+- The DEFAULT partition takes what no day holds: records outside the created range (an
+  old file, a wrong clock) and records kept past retention because an open case needs
+  them. Creating a day whose rows already sit there moves them into it (`_attach_day`).
+- Partitions are made ahead of time by `python -m hub maintain` and on demand by every
+  bulk write (`ensure_for_frame`), so a load of history lands in its days, not in the
+  DEFAULT partition.
+
+SQLite has no partitions; every function here is for PostgreSQL connections only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import Connection, text
+
+PARTITIONED = ("incidents", "sightings")
+# Partitions made when a store is converted in place: the days its records span, but no
+# further back than this (older records, if any, go to the DEFAULT partition).
+CONVERT_MAX_DAYS = 800
+
+
+@dataclass(frozen=True)
+class DayPartition:
+    table: str  # the partition's own table name, e.g. sightings_p20261101
+    parent: str
+    day: date  # the UTC day it holds: [day 00:00Z, day+1 00:00Z)
+
+    @property
+    def start(self) -> datetime:
+        return datetime(self.day.year, self.day.month, self.day.day, tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(days=1)
+
+
+def day_name(parent: str, day: date) -> str:
+    return f"{parent}_p{day:%Y%m%d}"
+
+
+def default_name(parent: str) -> str:
+    return f"{parent}_default"
+
+
+def is_partitioned(conn: Connection, table: str) -> bool:
+    """Whether `table` is a partitioned table on this connection (always False on SQLite)."""
+    if conn.dialect.name != "postgresql":
+        return False
+    return bool(
+        conn.execute(
+            text(
+                "SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
+                "WHERE c.relname = :t AND c.relnamespace = current_schema()::regnamespace"
+            ),
+            {"t": table},
+        ).first()
+    )
+
+
+def day_partitions(conn: Connection, parent: str) -> list[DayPartition]:
+    """The day partitions attached to `parent`, oldest first (the DEFAULT one excluded)."""
+    rows = conn.execute(
+        text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = :t "
+            "AND p.relnamespace = current_schema()::regnamespace"
+        ),
+        {"t": parent},
+    ).scalars()
+    prefix = f"{parent}_p"
+    out = [
+        DayPartition(name, parent, datetime.strptime(name[len(prefix) :], "%Y%m%d").date())
+        for name in rows
+        if name.startswith(prefix)
+    ]
+    return sorted(out, key=lambda p: p.day)
+
+
+def _attach_day(conn: Connection, parent: str, day: date) -> None:
+    """Create the partition of `day`, taking over any of its rows the DEFAULT partition
+    holds (a plain `PARTITION OF` would fail on them)."""
+    part = DayPartition(day_name(parent, day), parent, day)
+    lo, hi = part.start.isoformat(), part.end.isoformat()
+    conn.exec_driver_sql(
+        f'CREATE TABLE "{part.table}" (LIKE "{parent}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)'
+    )
+    conn.exec_driver_sql(
+        f'WITH moved AS (DELETE FROM ONLY "{default_name(parent)}" '
+        f"WHERE ts >= '{lo}' AND ts < '{hi}' RETURNING *) "
+        f'INSERT INTO "{part.table}" SELECT * FROM moved'
+    )
+    conn.exec_driver_sql(
+        f'ALTER TABLE "{parent}" ATTACH PARTITION "{part.table}" '
+        f"FOR VALUES FROM ('{lo}') TO ('{hi}')"
+    )
+
+
+def ensure_days(conn: Connection, parent: str, days: Iterable[date]) -> list[date]:
+    """Create the partitions of `days` that do not exist yet; returns the days created.
+
+    Idempotent. Takes the parent's lock only when something is missing.
+    """
+    have = {p.day for p in day_partitions(conn, parent)}
+    made = []
+    for day in sorted(set(days) - have):
+        _attach_day(conn, parent, day)
+        made.append(day)
+    return made
+
+
+def ensure_ahead(conn: Connection, parent: str, *, today: date, ahead: int) -> list[date]:
+    """Partitions for `today` and the `ahead` days after it."""
+    return ensure_days(conn, parent, (today + timedelta(days=k) for k in range(ahead + 1)))
+
+
+def ensure_for_frame(conn: Connection, parent: str, ts: pd.Series) -> None:
+    """Before a bulk write: the partitions of every day the rows fall on.
+
+    Days more than `CONVERT_MAX_DAYS` from today are left to the DEFAULT partition.
+    """
+    if ts.empty or not is_partitioned(conn, parent):
+        return
+    stamps = pd.to_datetime(ts, utc=True).dropna()
+    today = datetime.now(UTC).date()
+    days = {d for d in stamps.dt.floor("D").dt.date.unique()
+            if abs((d - today).days) <= CONVERT_MAX_DAYS}  # fmt: skip
+    ensure_days(conn, parent, days)
+
+
+def convert(conn: Connection, table: str, *, today: date, ahead: int) -> None:
+    """Turn the plain table `table` into a day-partitioned one, in place and in the
+    caller's transaction: same name, columns, defaults, checks, sequence, foreign keys
+    and indexes (the natural key gains `ts`), every row kept.
+    """
+    old = f"{table}_unpartitioned"
+    indexes = conn.execute(
+        text(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t "
+            "AND schemaname = current_schema() AND indexname <> :pk"
+        ),
+        {"t": table, "pk": f"pk_{table}"},
+    ).all()
+    fks = conn.execute(
+        text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = CAST(:t AS regclass) AND contype = 'f'"
+        ),
+        {"t": table},
+    ).all()
+    seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table}).scalar()
+    for name, _ in indexes:
+        conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    conn.exec_driver_sql(f'ALTER TABLE "{table}" RENAME CONSTRAINT "pk_{table}" TO "pk_{old}"')
+    conn.exec_driver_sql(f'ALTER TABLE "{table}" RENAME TO "{old}"')
+    if seq:
+        conn.exec_driver_sql(f"ALTER SEQUENCE {seq} OWNED BY NONE")
+    conn.exec_driver_sql(
+        f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS, '
+        f'CONSTRAINT "pk_{table}" PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts)'
+    )
+    conn.exec_driver_sql(f'CREATE TABLE "{default_name(table)}" PARTITION OF "{table}" DEFAULT')
+    first = today - timedelta(days=CONVERT_MAX_DAYS)
+    present = conn.execute(
+        text(
+            f"SELECT DISTINCT CAST(ts AT TIME ZONE 'UTC' AS date) FROM \"{old}\" WHERE ts >= :first"
+        ),
+        {"first": datetime(first.year, first.month, first.day, tzinfo=UTC)},
+    ).scalars()
+    ensure_days(conn, table, {*present, *(today + timedelta(days=k) for k in range(ahead + 1))})
+    conn.exec_driver_sql(f'INSERT INTO "{table}" SELECT * FROM "{old}"')
+    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+    for name, definition in indexes:
+        if name == f"uq_{table}_city_code_source_id":
+            definition = (
+                f'CREATE UNIQUE INDEX "uq_{table}_city_code_source_id_ts" '
+                f'ON "{table}" (city_code, source_id, ts)'
+            )
+        conn.exec_driver_sql(definition)
+    for name, definition in fks:
+        conn.exec_driver_sql(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
+    conn.exec_driver_sql(f'DROP TABLE "{old}"')
+    if seq:
+        conn.exec_driver_sql(f'ALTER SEQUENCE {seq} OWNED BY "{table}".id')
+
+
+def unconvert(conn: Connection, table: str) -> None:
+    """The reverse of `convert` (for a downgrade): one plain table with every row."""
+    old = f"{table}_partitioned"
+    indexes = conn.execute(
+        text(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t "
+            "AND schemaname = current_schema() AND indexname <> :pk"
+        ),
+        {"t": table, "pk": f"pk_{table}"},
+    ).all()
+    fks = conn.execute(
+        text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = CAST(:t AS regclass) AND contype = 'f'"
+        ),
+        {"t": table},
+    ).all()
+    seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table}).scalar()
+    for name, _ in indexes:
+        conn.exec_driver_sql(f'DROP INDEX "{name}"')
+    conn.exec_driver_sql(f'ALTER TABLE "{table}" RENAME CONSTRAINT "pk_{table}" TO "pk_{old}"')
+    conn.exec_driver_sql(f'ALTER TABLE "{table}" RENAME TO "{old}"')
+    if seq:
+        conn.exec_driver_sql(f"ALTER SEQUENCE {seq} OWNED BY NONE")
+    conn.exec_driver_sql(
+        f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS, '
+        f'CONSTRAINT "pk_{table}" PRIMARY KEY (id))'
+    )
+    conn.exec_driver_sql(f'INSERT INTO "{table}" SELECT * FROM "{old}"')
+    for name, definition in indexes:
+        if name == f"uq_{table}_city_code_source_id_ts":
+            definition = (
+                f'CREATE UNIQUE INDEX "uq_{table}_city_code_source_id" '
+                f'ON "{table}" (city_code, source_id)'
+            )
+        # A partitioned table's index reads back as `ON ONLY` (the parent alone).
+        conn.exec_driver_sql(definition.replace(" ON ONLY ", " ON "))
+    for name, definition in fks:
+        conn.exec_driver_sql(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
+    conn.exec_driver_sql(f'DROP TABLE "{old}" CASCADE')
+    if seq:
+        conn.exec_driver_sql(f'ALTER SEQUENCE {seq} OWNED BY "{table}".id')
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Alembic's `include_object` hook: the day and DEFAULT partitions are storage of
+    their parent table, not tables of the schema (autogenerate would drop them)."""
+    table = obj if type_ == "table" else getattr(obj, "table", None)
+    table_name = getattr(table, "name", name) if type_ != "table" else name
+    return not (reflected and compare_to is None and _is_partition(table_name or ""))
+
+
+def _is_partition(name: str) -> bool:
+    for parent in PARTITIONED:
+        rest = name.removeprefix(f"{parent}_")
+        if rest != name and (rest == "default" or (rest[:1] == "p" and rest[1:].isdigit())):
+            return True
+    return False
