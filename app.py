@@ -4,10 +4,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.auth import current_principal, identity_sidebar, sign_in_form
-from ui.frame import city_names, hub_or_stop, production_gate
+from ui.auth import current_principal, identity_sidebar, session_guard, sign_in_form
+from ui.frame import city_names, hub_or_stop, page_furniture, production_gate
 from ui.i18n import language_switch, t
-from ui.notify import decisions_toast
 from ui.registry import pages_for
 
 st.set_page_config(
@@ -22,14 +21,17 @@ principal = current_principal()
 if principal is None:
     st.navigation([st.Page(sign_in_form, title=t("sign_in"), url_path="sign-in")]).run()
 else:
-    identity_sidebar(principal, city_names())
-    decisions_toast(hub, principal)
-    pages = pages_for(principal.role)
-    if not pages:
-        st.error(t("no_pages_for_role"))
-        st.stop()
-    nav = [
-        st.Page(p.file, title=t(p.title_key), icon=p.icon, url_path=p.key, default=i == 0)
-        for i, p in enumerate(pages)
-    ]
-    st.navigation(nav).run()
+    # Every hub call re-checks the session; one that finds it ended signs out here.
+    with session_guard():
+        identity_sidebar(principal, city_names())
+        pages = pages_for(principal.role)
+        if not pages:
+            st.error(t("no_pages_for_role"))
+            st.stop()
+        nav = [
+            st.Page(p.file, title=t(p.title_key), icon=p.icon, url_path=p.key, default=i == 0)
+            for i, p in enumerate(pages)
+        ]
+        page = st.navigation(nav)
+        page_furniture(principal)  # after navigation: its links name registered pages
+        page.run()

@@ -195,3 +195,65 @@ def trajectory_job(ctx: BenchContext) -> list[Result]:
                naive="bare indexed query of the window", naive_value=float(np.median(bare_heavy)),
                higher_is_better=False),
     ]  # fmt: skip
+
+
+SIGN_INS = 100
+ATTACKS_PER_SIGN_IN = 3
+THROTTLE_GOAL = 1.25  # the owner's median sign-in under attack, at most this many times quiet
+
+
+def _sign_in_store(ctx: BenchContext, name: str, password: str) -> Hub:
+    from hub.reference import load_reference
+    from hub.store import make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{ctx.tmp_dir / f'{name}.db'}")
+    upgrade(engine)
+    with transaction(engine) as session:
+        load_reference(session=session)
+        add_user(session, None, username="bench.owner", display_name="bench", role="analyst",
+                 password=password, city_code="340100", now=datetime.now(UTC))  # fmt: skip
+    return Hub(engine, load_settings())
+
+
+@register("sign_in_throttle", needs_store=False)
+def sign_in_throttle(ctx: BenchContext) -> list[Result]:
+    """A hundred sign-ins of one user from their usual address into a quiet store,
+    interleaved with a hundred into a store where other addresses keep guessing (the
+    same account and others) between them: throttling the guessers must not slow the
+    owner. Scratch stores, so that throttle state starts empty; interleaving cancels
+    drift in the machine's load."""
+    from hub.security.errors import SignInError
+
+    password, home = "kq7-Vx2m-Rt9p-bench", "10.0.0.1"
+    quiet_hub, attacked_hub = (_sign_in_store(ctx, n, password) for n in ("quiet", "attacked"))
+
+    def owner_ms(hub: Hub) -> float:
+        t = time.perf_counter()
+        hub.sign_in("bench.owner", password, source=home)
+        return (time.perf_counter() - t) * 1000
+
+    log(f"sign_in_throttle: {SIGN_INS} sign-ins quiet and {SIGN_INS} amid guessing, interleaved")
+    quiet, attacked, guesses = [], [], 0
+    for i in range(SIGN_INS):
+        quiet.append(owner_ms(quiet_hub))
+        for k in range(ATTACKS_PER_SIGN_IN):
+            target = "bench.owner" if k % 2 == 0 else f"guess.{i}.{k}"
+            try:
+                attacked_hub.sign_in(target, f"guess-{i}-{k}", source=f"203.0.113.{(i + k) % 50}")
+            except SignInError:
+                guesses += 1
+        attacked.append(owner_ms(attacked_hub))
+    for hub in (quiet_hub, attacked_hub):
+        hub.engine.dispose()
+    q50, a50 = float(np.median(quiet)), float(np.median(attacked))
+    return [
+        Result(
+            job="sign_in_throttle",
+            figure=f"owner's sign-in p50 amid {guesses} guesses from 50 other addresses",
+            value=a50, unit="ms", naive="the same sign-ins, no guessing", naive_value=q50,
+            goal=q50 * THROTTLE_GOAL, higher_is_better=False,
+            note=f"ratio quiet/attacked {q50 / a50:.2f} (1.0: unchanged)",
+            detail={"quiet_p95_ms": float(np.percentile(quiet, 95)),
+                    "attacked_p95_ms": float(np.percentile(attacked, 95))},
+        )
+    ]  # fmt: skip

@@ -22,7 +22,7 @@ from hub import demo
 from hub.models import Alarm, AuditEntry, AuditHead, Grant
 from hub.security import audit
 from hub.security.errors import AccessDenied, HubError, InputError, SignInError
-from hub.security.identity import DEMO_PASSWORD, LOCK_MINUTES, MAX_FAILURES, add_user
+from hub.security.identity import DEMO_PASSWORD, add_demo_user
 from hub.security.policy import Principal
 from hub.security.reasons import Reason
 from hub.service import Hub
@@ -75,8 +75,8 @@ def env(request, tmp_path_factory):
     engine = seeded_copy(request.param, tmp_path_factory)
     with transaction(engine) as s:
         for name in ("signin.lock", "signin.reset", "signin.same"):
-            add_user(s, None, username=name, display_name=name, role="officer", password=DEMO_PASSWORD,
-                     city_code="340100", district_code="340102", now=at(day=-5))  # fmt: skip
+            add_demo_user(s, username=name, display_name=name, role="officer",
+                          city_code="340100", district_code="340102", now=at(day=-5))  # fmt: skip
     yield Env(request.param, engine)
     engine.dispose()
 
@@ -251,7 +251,8 @@ def test_tampering_is_detected_and_named(backend: str, tmp_path) -> None:
 
 def _sign_in(env: Env, username: str, password: str, now) -> str:
     try:
-        env.hub.sign_in(username, password, now=now)
+        # A source per account: the tests' failures must not slow one another's.
+        env.hub.sign_in(username, password, now=now, source=f"test:{username}")
     except SignInError as exc:
         return exc.code
     return "ok"
@@ -272,28 +273,23 @@ def _decisions(env: Env, username: str, since) -> list[str]:
         )
 
 
-def test_lockout_after_five_failures_for_fifteen_minutes(env: Env) -> None:
+def test_failures_are_delayed_never_locked(env: Env) -> None:
+    """Sign-in failures slow the next attempt (`hub.security.throttle`, tested in
+    test_identity) but never lock the account: anyone could lock anyone out."""
     t0, user = at(day=31), "signin.lock"
-    assert MAX_FAILURES == 5 and LOCK_MINUTES == 15
-    codes = [_sign_in(env, user, "wrong-password", t0 + timedelta(seconds=i)) for i in range(5)]
-    assert codes == ["bad_credentials"] * 4 + ["locked"]
-    with pytest.raises(SignInError) as exc:
-        env.hub.sign_in(user, DEMO_PASSWORD, now=t0 + timedelta(minutes=1))
-    assert exc.value.code == "locked"
-    assert exc.value.params["until"] == t0 + timedelta(seconds=4, minutes=15)
-    assert _sign_in(env, user, DEMO_PASSWORD, t0 + timedelta(minutes=14)) == "locked"
-    assert _sign_in(env, user, DEMO_PASSWORD, t0 + timedelta(minutes=16)) == "ok"
-    assert _decisions(env, user, t0) == ["failed"] * 4 + ["locked_now", "locked", "locked", "ok"]
+    codes = [_sign_in(env, user, "wrong-password", t0 + timedelta(minutes=i)) for i in range(6)]
+    assert codes == ["bad_credentials"] * 6
+    assert _sign_in(env, user, DEMO_PASSWORD, t0 + timedelta(minutes=7)) == "ok"
+    assert _decisions(env, user, t0) == ["failed"] * 6 + ["ok"]
 
 
 def test_success_resets_the_failure_count(env: Env) -> None:
     t0, user = at(day=32), "signin.reset"
-    codes = [_sign_in(env, user, "wrong-password", t0 + timedelta(seconds=i)) for i in range(4)]
-    codes.append(_sign_in(env, user, DEMO_PASSWORD, t0 + timedelta(seconds=10)))
-    codes += [
-        _sign_in(env, user, "wrong-password", t0 + timedelta(seconds=20 + i)) for i in range(4)
-    ]
-    codes.append(_sign_in(env, user, DEMO_PASSWORD, t0 + timedelta(seconds=30)))
+    minutes = [timedelta(minutes=i) for i in range(10)]
+    codes = [_sign_in(env, user, "wrong-password", t0 + minutes[i]) for i in range(4)]
+    codes.append(_sign_in(env, user, DEMO_PASSWORD, t0 + minutes[4]))
+    codes += [_sign_in(env, user, "wrong-password", t0 + minutes[5 + i]) for i in range(4)]
+    codes.append(_sign_in(env, user, DEMO_PASSWORD, t0 + minutes[9]))
     assert codes == ["bad_credentials"] * 4 + ["ok"] + ["bad_credentials"] * 4 + ["ok"]
     assert _decisions(env, user, t0) == ["failed"] * 4 + ["ok"] + ["failed"] * 4 + ["ok"]
 
@@ -402,7 +398,7 @@ def test_break_glass_raises_an_alarm(env: Env) -> None:
     t0, user = at(day=44), "investigator.hf"
     gid = env.hub.break_glass(
         env.who(user), plate=demo.PURSUIT_PLATE, owner_city="341100", reason=PURSUIT,
-        justification="追逃", now=t0,
+        justification="追逃：嫌疑车辆驶入滁州", now=t0,
     )  # fmt: skip
     [alarm] = env.alarms("break_glass", user, t0)
     assert json.loads(alarm.detail)["grant_id"] == gid and alarm.severity == "high"

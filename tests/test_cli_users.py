@@ -14,8 +14,16 @@ from tests.conftest import ROOT
 
 
 def _hub(url: str, *args: str) -> subprocess.CompletedProcess:
+    """Run the CLI; `--password X` is given as one line on standard input, as
+    `--password-stdin` reads it (a password is never an argument)."""
+    args_, password = list(args), None
+    if "--password" in args_:
+        i = args_.index("--password")
+        password = args_.pop(i + 1)
+        args_[i] = "--password-stdin"
     return subprocess.run(
-        [sys.executable, "-m", "hub", *args, "--db", url],
+        [sys.executable, "-m", "hub", *args_, "--db", url],
+        input=None if password is None else password + "\n",
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -79,7 +87,7 @@ def test_bad_user_input_is_one_line(store):
             ),
             "district",
         ),
-        (("users", "add", "z", "--role", "analyst", "--password", "short"), "8 characters"),
+        (("users", "add", "z", "--role", "analyst", "--password", "short"), "12 characters"),
         (("users", "lock", "nobody"), "no user"),
     ]
     for args, message in cases:

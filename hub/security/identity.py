@@ -1,31 +1,95 @@
-"""Users, passwords (argon2id) and sign-in with lockout; every attempt is audited."""
+"""Users, passwords (argon2id), sign-in and the check that a session is still current.
+
+A sign-in attempt answers the same way, after the same work, whether the name is
+unknown, the password wrong or the account deactivated; only the audit entry keeps the
+true decision (and the source address). Guessing is slowed by `hub.security.throttle`.
+A session carries the user's session version and when it began: every hub call checks
+both against the users table (`require_current`), so a lock, a role change or a password
+reset ends open sessions at once, and none lives longer than the settings allow.
+"""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from hub.models import City, District, User
-from hub.security import audit
-from hub.security.errors import InputError, SignInError
+from hub.security import audit, throttle
+from hub.security.errors import HubError, InputError, SignInError
 from hub.security.policy import ROLES, Principal
+from hub.settings import Settings
 
-MAX_FAILURES = 5
-LOCK_MINUTES = 15
-IDLE_MINUTES = 30
 # Published with the demo store; `HUB_ENV=production` refuses to start while any user has it.
 DEMO_PASSWORD = "demo-2026"
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 256
+# zxcvbn's score (0-4): 3 is "safely unguessable" against throttled online guessing and
+# slows an offline attack on an argon2id hash to years.
+MIN_PASSWORD_SCORE = 3
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
+# zxcvbn keeps the caller's words in a module-level dictionary while it scores.
+_zxcvbn_lock = threading.Lock()
+
+
+class SessionEnded(HubError):
+    """The session's access ended (locked, role changed, password reset) or it is older
+    than the longest session allowed: the person has to sign in again."""
+
+
+def check_password(password: str, *, username: str = "", display_name: str = "") -> None:
+    """Refuse a password that is short, common or breached, or easy to guess.
+
+    Common and breached passwords are zxcvbn's frequency lists (30,000 passwords from
+    breach corpora, plus words and names), shipped with the package: no network.
+
+    Raises
+    ------
+    InputError
+        ``password_short``, ``too_long``, ``password_common`` (on the list, or the
+        published demo password) or ``password_weak`` (guessable: words, dates,
+        keyboard runs, repeats, the user's own name).
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InputError(
+            "password_short",
+            f"passwords need at least {MIN_PASSWORD_LENGTH} characters",
+            limit=MIN_PASSWORD_LENGTH,
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InputError(
+            "too_long", "password too long", field="password", limit=MAX_PASSWORD_LENGTH
+        )
+    lowered = password.lower()
+    if lowered in _common_passwords() or DEMO_PASSWORD in lowered:
+        raise InputError(
+            "password_common", "this password is on the list of common or breached ones"
+        )
+    words = [w for w in (username, display_name, DEMO_PASSWORD, "hub", "police") if w]
+    with _zxcvbn_lock:
+        score = zxcvbn(password[:72], user_inputs=words)["score"]
+    if score < MIN_PASSWORD_SCORE:
+        raise InputError(
+            "password_weak",
+            "this password is easy to guess (words, dates, keyboard runs, the user's name): "
+            "use a longer, less predictable one",
+        )
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    return frozenset(FREQUENCY_LISTS["passwords"])
 
 
 def hash_password(password: str) -> str:
-    if len(password) < 8:
-        raise InputError("password_short", "passwords need at least 8 characters")
     return _hasher.hash(password)
 
 
@@ -36,7 +100,15 @@ def password_matches(password_hash: str, password: str) -> bool:
         return False
 
 
-def principal_of(user: User) -> Principal:
+@cache
+def _dummy_hash() -> str:
+    """A hash no password matches, checked for unknown names so that they cost the same."""
+    import secrets
+
+    return _hasher.hash(secrets.token_hex(32))
+
+
+def principal_of(user: User, *, signed_in_at: datetime | None = None) -> Principal:
     return Principal(
         user_id=user.id,
         username=user.username,
@@ -44,55 +116,96 @@ def principal_of(user: User) -> Principal:
         role=user.role,
         city_code=user.city_code,
         district_code=user.district_code,
+        session_version=user.session_version,
+        signed_in_at=signed_in_at,
     )
 
 
-def sign_in(session: Session, username: str, password: str, *, now: datetime) -> Principal:
-    """Check a password; lock the account for 15 minutes after 5 failures in a row.
+def sign_in(
+    session: Session, username: str, password: str, *, now: datetime, source: str | None = None
+) -> Principal:
+    """Check a password, throttled per source and per account; every attempt is audited.
 
     The caller commits even when this raises, so that failures (and the audit entries
     saying so) are kept: use `hub.service.Hub.sign_in`.
 
+    Parameters
+    ----------
+    source
+        The client's address; attempts without one share the source 'unknown'.
+
     Raises
     ------
     SignInError
-        `bad_credentials` (unknown user or wrong password: the same message for both),
-        `locked` (with `until`), or `inactive`.
+        ``bad_credentials`` for every refusal: unknown name, wrong password, deactivated
+        account, or an attempt that came before its throttle allowed. The audit entry's
+        decision says which (failed, inactive, throttled) and its detail the source.
     """
-    username = username.strip()
+    username = username.strip()[:64]
+    src = throttle.source_label(source)
+    blocked = throttle.check(session, username, src, now=now)
     # No user name holds a NUL (PostgreSQL could not even compare one): an unknown user.
     known = username and "\x00" not in username
     user = session.scalar(select(User).where(User.username == username)) if known else None
-    if user is None:
-        audit.record(session, None, "sign_in", now=now, username=username[:64], decision="failed")
+    principal = principal_of(user, signed_in_at=now) if user is not None else None
+    detail = {"source": src}
+    if blocked:
+        # Refused before any hash: throttling is keyed on the name as typed, so its
+        # answer says nothing about which names exist, and a flood costs no argon2 work.
+        detail["throttled_by"] = blocked
+        decision = "throttled"
+    else:
+        # The same argon2 work whether or not the name exists, and whatever the account.
+        matches = password_matches(user.password_hash if user else _dummy_hash(), password)
+        decision = "failed" if not matches else ("inactive" if not user.active else "ok")
+    if decision not in ("throttled", "ok"):
+        throttle.failed(session, username, src, now=now)
+    audit.record(
+        session, principal, "sign_in", now=now,
+        username=None if user else username.replace("\x00", "\ufffd"),
+        decision=decision, detail=detail,
+    )  # fmt: skip
+    if decision != "ok":
         raise SignInError("bad_credentials", "unknown user or wrong password")
-    principal = principal_of(user)
-    if not user.active:
-        audit.record(session, principal, "sign_in", now=now, decision="inactive")
-        raise SignInError("inactive", "this account is deactivated")
-    if user.locked_until is not None and user.locked_until > now:
-        audit.record(session, principal, "sign_in", now=now, decision="locked")
-        raise SignInError("locked", "account locked", until=user.locked_until)
-    if not password_matches(user.password_hash, password):
-        user.failed_attempts += 1
-        decision = "failed"
-        if user.failed_attempts >= MAX_FAILURES:
-            user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
-            user.failed_attempts = 0
-            decision = "locked_now"
-        audit.record(session, principal, "sign_in", now=now, decision=decision)
-        if decision == "locked_now":
-            raise SignInError("locked", "account locked", until=user.locked_until)
-        raise SignInError("bad_credentials", "unknown user or wrong password")
-    user.failed_attempts = 0
-    user.locked_until = None
+    throttle.succeeded(session, username, src, now=now)
     user.last_login_at = now
-    audit.record(session, principal, "sign_in", now=now, decision="ok")
     return principal
 
 
-def sign_out(session: Session, principal: Principal, *, now: datetime, idle: bool = False) -> None:
-    audit.record(session, principal, "sign_out", now=now, decision="idle" if idle else "ok")
+def require_current(
+    session: Session, principal: Principal, *, now: datetime, settings: Settings
+) -> None:
+    """Refuse a session whose access ended or that is older than the longest allowed.
+
+    One primary-key read of the user, inside the caller's transaction: the answer is
+    the one the rest of the call sees.
+
+    Raises
+    ------
+    SessionEnded
+        ``session_ended`` with ``why``: ``access_changed`` (deactivated, role or home
+        changed, password reset) or ``too_long`` (older than `session_max_hours`).
+    """
+    user = session.get(User, principal.user_id)
+    if (
+        user is None
+        or not user.active
+        or user.session_version != principal.session_version
+        or (user.username, user.role, user.city_code, user.district_code)
+        != (principal.username, principal.role, principal.city_code, principal.district_code)
+    ):
+        raise SessionEnded(
+            "session_ended", "this session's access has changed", why="access_changed"
+        )
+    if principal.signed_in_at is not None and now - principal.signed_in_at > timedelta(
+        hours=settings.session_max_hours
+    ):
+        raise SessionEnded("session_ended", "this session is older than allowed", why="too_long")
+
+
+def sign_out(session: Session, principal: Principal, *, now: datetime, why: str = "ok") -> None:
+    """Audit a sign-out: ``ok`` (asked for), ``idle`` or ``session_ended``."""
+    audit.record(session, principal, "sign_out", now=now, decision=why[:32])
 
 
 # --- administration (CLI and admin page) -------------------------------------------------
@@ -106,7 +219,6 @@ class UserRow:
     city_code: str | None
     district_code: str | None
     active: bool
-    locked_until: datetime | None
     last_login_at: datetime | None
 
 
@@ -144,6 +256,33 @@ def add_user(
     district_code: str | None = None,
     now: datetime,
 ) -> User:
+    """Create an account; the password must pass `check_password`."""
+    check_password(password, username=username, display_name=display_name)
+    return _create_user(session, actor, username, display_name, role, hash_password(password),
+                        city_code, district_code, now)  # fmt: skip
+
+
+def add_demo_user(
+    session: Session,
+    *,
+    username: str,
+    display_name: str,
+    role: str,
+    city_code: str | None = None,
+    district_code: str | None = None,
+    now: datetime,
+) -> User:
+    """Create a demo account with the published `DEMO_PASSWORD`, which `check_password`
+    refuses: only for the synthetic demo, which the CLI will not seed in production (and
+    production refuses to start while any account keeps that password)."""
+    return _create_user(session, None, username, display_name, role,
+                        hash_password(DEMO_PASSWORD), city_code, district_code, now)  # fmt: skip
+
+
+def _create_user(
+    session: Session, actor: Principal | None, username: str, display_name: str, role: str,
+    password_hash: str, city_code: str | None, district_code: str | None, now: datetime,
+) -> User:  # fmt: skip
     if (
         not username
         or len(username) > 64
@@ -159,7 +298,8 @@ def add_user(
         role=role,
         city_code=city_code,
         district_code=district_code,
-        password_hash=hash_password(password),
+        password_hash=password_hash,
+        session_version=0,
     )
     session.add(user)
     session.flush()
@@ -170,7 +310,7 @@ def add_user(
 def list_users(session: Session) -> list[UserRow]:
     return [
         UserRow(u.username, u.display_name, u.role, u.city_code, u.district_code, u.active,
-                u.locked_until, u.last_login_at)
+                u.last_login_at)
         for u in session.scalars(select(User).order_by(User.username))
     ]  # fmt: skip
 
@@ -178,22 +318,25 @@ def list_users(session: Session) -> list[UserRow]:
 def set_locked(
     session: Session, actor: Principal | None, username: str, locked: bool, *, now: datetime
 ) -> None:
-    """Lock indefinitely (deactivate) or unlock (activate and clear any lockout)."""
+    """Lock indefinitely (deactivate; open sessions end) or unlock (activate, and forget
+    the account's recent sign-in failures)."""
     user = _user(session, username)
     user.active = not locked
-    if not locked:
-        user.locked_until = None
-        user.failed_attempts = 0
+    if locked:
+        user.session_version += 1
+    else:
+        throttle.clear_account(session, username)
     _audit_admin(session, actor, "user_lock" if locked else "user_unlock", username, now)
 
 
 def reset_password(
     session: Session, actor: Principal | None, username: str, password: str, *, now: datetime
 ) -> None:
+    """Set a new password (it must pass `check_password`); open sessions end."""
     user = _user(session, username)
+    check_password(password, username=user.username, display_name=user.display_name)
     user.password_hash = hash_password(password)
-    user.failed_attempts = 0
-    user.locked_until = None
+    user.session_version += 1
     _audit_admin(session, actor, "user_reset_password", username, now)
 
 
@@ -201,10 +344,12 @@ def set_role(
     session: Session, actor: Principal | None, username: str, role: str,
     city_code: str | None, district_code: str | None, *, now: datetime,
 ) -> None:  # fmt: skip
+    """Change role and home; open sessions end (they were granted the old ones)."""
     user = _user(session, username)
     _check_home(session, role, city_code, district_code)
     old = user.role
     user.role, user.city_code, user.district_code = role, city_code, district_code
+    user.session_version += 1
     _audit_admin(session, actor, "user_set_role", username, now, old=old, role=role, city=city_code)
 
 
@@ -218,9 +363,10 @@ def _audit_admin(
 
 
 def users_with_demo_password(session: Session) -> list[str]:
-    """Usernames whose password is still the published demo password."""
+    """Usernames whose password is still the published demo password (deactivated ones
+    too: an unlock would bring them back)."""
     return [
         u.username
-        for u in session.scalars(select(User).where(User.active.is_(True)))
+        for u in session.scalars(select(User).order_by(User.username))
         if password_matches(u.password_hash, DEMO_PASSWORD)
     ]

@@ -121,6 +121,11 @@ class Principal:
     role: str
     city_code: str | None
     district_code: str | None = None
+    # The user's session version when this principal was made (a lock, a role change or
+    # a password reset bumps the stored one), and when the person signed in (None: not a
+    # sign-in, e.g. the CLI acting as a user). `identity.require_current` checks both.
+    session_version: int = 0
+    signed_in_at: datetime | None = None
 
     @property
     def may_open_records(self) -> bool:
