@@ -25,7 +25,8 @@ class UsageError(Exception):
 def _engine(args: argparse.Namespace):
     from hub.store import make_engine
 
-    return make_engine(args.db or load_settings().database_url)
+    settings = load_settings()  # also with --db: a misspelt HUB_ENV is refused by name
+    return make_engine(args.db or settings.database_url)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -58,10 +59,22 @@ def _parse_anchor(raw: str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _refuse_in_production(what: str) -> None:
+    """Refuse a command that would seed, reset or weaken the store under HUB_ENV=production."""
+    if load_settings().is_production:
+        raise UsageError(f"HUB_ENV=production: {what} is refused (it is for demo stores only)")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from hub import demo
     from hub.store import current_revision, head_revision
 
+    if args.if_empty and load_settings().is_production:
+        # The start script's "seed if empty": a production store is never seeded, and the
+        # app must still start (it refuses to while demo keys or passwords are in use).
+        print("HUB_ENV=production: the demo is never seeded")
+        return 0
+    _refuse_in_production("seeding the demo (it brings back the published demo passwords)")
     engine = _engine(args)
     if current_revision(engine) != head_revision():
         cmd_init(args)
@@ -94,8 +107,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _password(args: argparse.Namespace) -> str:
-    if args.password:
-        return args.password
+    """The new password: one line of standard input with --password-stdin, else asked
+    for twice without echo; never an argument (ps and shell history would show it)."""
+    if args.password is not None:
+        raise UsageError(
+            "a password on the command line is visible in ps and shell history: "
+            "leave --password out to be asked, or pipe it in with --password-stdin"
+        )
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
     import getpass
 
     first = getpass.getpass("password: ")
@@ -116,8 +136,6 @@ def cmd_users(args: argparse.Namespace) -> int:
             if args.action == "list":
                 for u in identity.list_users(session):
                     state = "active" if u.active else "locked"
-                    if u.locked_until and u.locked_until > now:
-                        state = f"locked until {u.locked_until:%Y-%m-%d %H:%M} UTC"
                     home = "/".join(x for x in (u.city_code, u.district_code) if x) or "-"
                     print(f"{u.username:<22} {u.role:<18} {home:<14} {state:<10} {u.display_name}")
                 return 0
@@ -142,53 +160,127 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from hub.security import audit
+    """Verify the chain against the signed checkpoints, write checkpoints, or make a key."""
+    from pathlib import Path
+
+    from hub.security import anchor
+    from hub.security.errors import HubError
     from hub.store import transaction
 
-    with transaction(_engine(args)) as session:
-        result = audit.verify(session)
+    settings = load_settings()
+    try:
+        if args.action == "keygen":
+            out = Path(args.out or anchor.key_path(settings))
+            if out.exists():
+                raise UsageError(f"{out} exists: a checkpoint key is never overwritten")
+            keys = anchor.generate_key(out)
+            print(f"checkpoint key {keys.key_id}: private {out} (only the checkpointer may read "
+                  f"it), public {out}.pub (for audit verify)")  # fmt: skip
+            return 0
+        engine = _engine(args)
+        if args.action == "anchor":
+            return anchor.run(engine, settings, poll_seconds=args.poll, once=args.once)
+        with transaction(engine) as session:
+            result = anchor.verify(
+                session, settings, Path(args.checkpoints) if args.checkpoints else None
+            )
+    except HubError as exc:
+        raise UsageError(str(exc)) from None
     print(result.message(), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else 1
 
 
-def cmd_keys(args: argparse.Namespace) -> int:
-    """Re-encrypt every encrypted field under a new SM4 key (stop the app first)."""
-    import os
+def _key_report(left: dict[str, dict[str, int]], ring) -> str:
+    """Rows still under keys other than the current one, per table.column and key id."""
+    if not left:
+        return "no rows under other keys"
+    parts = []
+    for column, by_key in left.items():
+        for key_id, n in sorted(by_key.items()):
+            state = "in the key ring" if key_id in ring else "NOT in the key ring: unreadable"
+            parts.append(f"  {column}: {n:,} rows under {key_id or '(none)'} ({state})")
+    return "rows still under other keys:\n" + "\n".join(parts)
 
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Rotate the SM4 field key, move rows left under retired keys, or count them."""
+    import os
+    from dataclasses import replace
+
+    from hub.security import keys
     from hub.security.crypto import FieldCipher
     from hub.security.errors import HubError
-    from hub.security.keys import rotate
+    from hub.security.narrative_store import seal_stored
     from hub.store import transaction
 
-    new_hex = os.environ.get("HUB_SM4_NEW_KEY", "")
-    new_id = os.environ.get("HUB_SM4_NEW_KEY_ID", "")
-    if not new_hex or not new_id:
-        raise UsageError("set HUB_SM4_NEW_KEY (32 hex characters) and HUB_SM4_NEW_KEY_ID")
     try:
-        new_key = bytes.fromhex(new_hex)
-    except ValueError:
-        raise UsageError("HUB_SM4_NEW_KEY must be 32 hex characters") from None
-    if len(new_key) != 16:
-        raise UsageError("HUB_SM4_NEW_KEY must be 32 hex characters (a 128-bit SM4 key)")
-    old = FieldCipher.from_settings(load_settings())
-    new = FieldCipher(new_key, new_id[:16], old.index_key)
+        current = FieldCipher.from_settings(load_settings())
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.action == "status":
+        with transaction(_engine(args)) as session:
+            left = keys.remaining(session, current.key_id)
+        print(f"current key {current.key_id}; {_key_report(left, current.ring)}")
+        unreadable = any(k not in current.ring for by_key in left.values() for k in by_key)
+        return 1 if unreadable else 0
+    if args.action == "rotate":
+        new_hex = os.environ.get("HUB_SM4_NEW_KEY", "")
+        new_id = os.environ.get("HUB_SM4_NEW_KEY_ID", "")
+        if not new_hex or not new_id:
+            raise UsageError("set HUB_SM4_NEW_KEY (32 hex characters) and HUB_SM4_NEW_KEY_ID")
+        try:
+            new_key = bytes.fromhex(new_hex)
+        except ValueError:
+            raise UsageError("HUB_SM4_NEW_KEY must be 32 hex characters") from None
+        if len(new_key) != 16:
+            raise UsageError("HUB_SM4_NEW_KEY must be 32 hex characters (a 128-bit SM4 key)")
+        try:
+            target = FieldCipher(new_key, new_id, current.index_key)
+        except ValueError as exc:  # an id the store cannot hold: refused before anything moves
+            raise UsageError(f"HUB_SM4_NEW_KEY_ID: {exc}") from None
+    else:
+        target = current
+    if args.action == "seal-narratives":
+        with transaction(_engine(args)) as session:
+            sealed = seal_stored(session, current, now=datetime.now(UTC))
+        changed = ", ".join(f"{table} {n:,}" for table, n in sealed.items() if n)
+        print(f"narratives sealed under {current.key_id}: {changed or 'nothing to do'}")
+        return 0
     with transaction(_engine(args)) as session:
         try:
-            done = rotate(session, old, new, now=datetime.now(UTC))
+            if args.action == "rotate":
+                done = keys.rotate(session, current, target, now=datetime.now(UTC))
+            else:
+                done = keys.reencrypt(session, current, now=datetime.now(UTC))
+            # Tokens in narratives move with the fields, in the same transaction.
+            sealer = replace(target, old_keys=tuple(current.ring.items()))
+            seal_stored(session, sealer, now=datetime.now(UTC))
         except HubError as exc:
             raise UsageError(f"{exc} {exc.params}; nothing was changed") from None
     rows = ", ".join(f"{table} {n:,}" for table, n in done.rows.items())
-    print(f"re-encrypted under {done.new_key_id}: {rows}. Now set HUB_SM4_KEY and "
-          f"HUB_SM4_KEY_ID to the new key and start the app.")  # fmt: skip
+    print(f"re-encrypted under {done.new_key_id}: {rows}; {_key_report(done.left, current.ring)}")
+    if args.action == "rotate":
+        print(f"Now set HUB_SM4_KEY and HUB_SM4_KEY_ID to the new key, add "
+              f"{current.key_id}:<old key> to HUB_SM4_OLD_KEYS and start the app; then run "
+              f"`python -m hub keys reencrypt` for rows written under the old key meanwhile.")  # fmt: skip
     return 0
 
 
+def _local(ts: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored UTC time as the province reads it, named as such."""
+    from zoneinfo import ZoneInfo
+
+    return ts.astimezone(ZoneInfo("Asia/Shanghai")).strftime(fmt) + " (Asia/Shanghai)"
+
+
 def cmd_watermark(args: argparse.Namespace) -> int:
-    """Name the export a leaked file came from (audited as the operator's CLI use)."""
+    """Name the export a leaked file came from, or the viewer of the page a copied table
+    came from (its view mark); audited as the operator's CLI use."""
     import getpass
+    import json
     from pathlib import Path
 
-    from hub.exports import identify_export, watermark_key
+    from hub.exports import ViewMatch, identify_export, watermark_key
     from hub.security.errors import HubError
     from hub.store import transaction
 
@@ -207,10 +299,21 @@ def cmd_watermark(args: argparse.Namespace) -> int:
     if match is None:
         print("no export matches: the file carries no verifiable mark of this hub", file=sys.stderr)
         return 1
+    if isinstance(match, ViewMatch):
+        print(
+            f"view mark: records shown on a page to {match.username or '-'} (user {match.user_id}, "
+            f"{match.role or '-'}, city {match.city_code or '-'}) at {_local(match.minute)}"
+        )
+        for r in match.reads:
+            print(f"  read #{r['seq']} {_local(r['ts'], '%Y-%m-%d %H:%M:%S')} {r['action']} {r['dataset']} "
+                  f"{json.dumps(r['query'], ensure_ascii=False)} case {r['case_no'] or '-'}")  # fmt: skip
+        if match.other_marks:
+            print(f"  also carries {match.other_marks} further view marks")
+        return 0
     same = "byte-identical to the file exported" if match.same_file else "edited since export"
     print(
         f"export {match.export_id}: {match.username} ({match.role}, city {match.city_code}) "
-        f"at {match.ts:%Y-%m-%d %H:%M} UTC, {match.dataset}, {match.row_count} rows, "
+        f"at {_local(match.ts)}, {match.dataset}, {match.row_count} rows, "
         f"purpose {match.purpose or '-'}, file {match.filename} ({same})"
     )
     for other in match.other_ids:
@@ -221,28 +324,46 @@ def cmd_watermark(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from hub.bench import run_bench
 
+    # The jobs seed an empty store and add users and audit entries of their own.
+    _refuse_in_production("the benchmark")
+
     return run_bench(db=args.db, only=args.only, size=args.size)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    """Exit codes: 0 stored, 3 stored with rejected rows, 4 failed (hub.feeds_cli)."""
+    from hub.feeds_cli import EXIT_FAILED, ingest_exit, print_report
     from hub.ingest.pipeline import ingest_file
-    from hub.ingest.spec import load_spec
+    from hub.ingest.readers import Limits
+    from hub.ingest.spec import FeedError, load_spec
     from hub.security.crypto import FieldCipher
-    from hub.security.errors import HubError
 
     engine = _engine(args)
     try:
         spec = load_spec(args.spec)
-        if spec.dataset != args.dataset:
-            raise UsageError(f"spec {spec.name} fills {spec.dataset}, not {args.dataset}")
+    except FeedError as exc:
+        raise UsageError(f"{exc} [{exc.code}]; nothing stored") from None
+    if spec.dataset != args.dataset:
+        raise UsageError(f"spec {spec.name} fills {spec.dataset}, not {args.dataset}")
+    settings = load_settings()
+    try:
         report = ingest_file(
             engine, args.file, city_code=args.city, spec=spec,
-            cipher=FieldCipher.from_settings(load_settings()),
+            cipher=FieldCipher.from_settings(settings), limits=Limits.from_settings(settings),
+            dry_run=args.dry_run, accept=tuple(args.accept),
         )  # fmt: skip
-    except HubError as exc:
-        raise UsageError(f"{exc} [{exc.code}]; nothing stored") from None
-    print(report.summary())
-    return 0
+    except FeedError as exc:
+        print(f"error: {exc} [{exc.code}]; nothing stored", file=sys.stderr)
+        return EXIT_FAILED
+    print_report(report)
+    return ingest_exit(report)
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    from hub.feeds_cli import run
+    from hub.security.crypto import FieldCipher
+
+    return run(_engine(args), args, FieldCipher.from_settings(load_settings()))
 
 
 def cmd_standard(args: argparse.Namespace) -> int:
@@ -272,6 +393,26 @@ def cmd_retention(args: argparse.Namespace) -> int:
         verb = "would purge" if args.dry_run else "purged"
         print(f"{p.dataset:<14} {verb} {p.purged:,} older than {p.days} days "
               f"(kept {p.kept_for_open_cases:,} linked to open cases)")  # fmt: skip
+    return 0
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    from hub.maintain import maintain
+    from hub.store import transaction
+
+    with transaction(_engine(args)) as session:
+        done = maintain(session, load_settings().retention_days, ahead=args.ahead)
+    if done.skipped:
+        print(f"{done.backend}: no partitions to keep; nothing done "
+              "(`python -m hub retention apply` purges row by row)")  # fmt: skip
+        return 0
+    for table, days in done.created.items():
+        made = ", ".join(f"{d:%Y-%m-%d}" for d in days) or "none (all there)"
+        print(f"{table:<14} partitions created: {made}")
+    for p in done.purges:
+        if p.days:
+            print(f"{p.dataset:<14} purged {p.purged:,} older than {p.days} days "
+                  f"(kept {p.kept_for_open_cases:,} linked to open cases)")  # fmt: skip
     return 0
 
 
@@ -380,13 +521,35 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--city", help="home city adcode")
     u.add_argument("--district", help="home district adcode (officers)")
     u.add_argument("--name", help="display name")
-    u.add_argument("--password", help="password (asked for when omitted)")
+    u.add_argument("--password", help=argparse.SUPPRESS)  # refused: see _password
+    u.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (default: ask for it twice)",
+    )
 
-    a = add("audit", cmd_audit, "verify the audit hash chain; exit 1 naming the first broken entry")
-    a.add_argument("action", choices=["verify"])
+    a = add(
+        "audit", cmd_audit,
+        "verify: check the audit chain and its signed checkpoints, exit 1 naming what was "
+        "found; anchor: write signed checkpoints (a service of its own); keygen: make its key",
+    )  # fmt: skip
+    a.add_argument("action", choices=["verify", "anchor", "keygen"])
+    a.add_argument("--once", action="store_true", help="anchor: one checkpoint now, then exit")
+    a.add_argument("--poll", type=float, default=5.0, metavar="SECONDS",
+                   help="anchor: how often to look at the chain's head (default 5)")  # fmt: skip
+    a.add_argument("--out", metavar="FILE", help="keygen: where (default HUB_AUDIT_SIGNING_KEY)")
+    a.add_argument("--checkpoints", metavar="FILE",
+                   help="verify: against this checkpoint file (e.g. a restore against "
+                        "production's), whichever database it names")  # fmt: skip
 
-    k = add("keys", cmd_keys, "rotate the SM4 field key (HUB_SM4_NEW_KEY, HUB_SM4_NEW_KEY_ID)")
-    k.add_argument("action", choices=["rotate"])
+    k = add(
+        "keys", cmd_keys,
+        "rotate the SM4 field key (HUB_SM4_NEW_KEY, HUB_SM4_NEW_KEY_ID); reencrypt rows left "
+        "under retired keys (HUB_SM4_OLD_KEYS); status: count rows per key; seal-narratives: "
+        "encrypt ID numbers and phones still in clear in stored narratives (stores from before "
+        "sealing), and move sealed ones to the current key",
+    )  # fmt: skip
+    k.add_argument("action", choices=["rotate", "reencrypt", "status", "seal-narratives"])
 
     w = add(
         "watermark", cmd_watermark, "name the export (user, time, query) a leaked file came from"
@@ -402,6 +565,17 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--dataset", required=True, help="target dataset, e.g. incidents")
     i.add_argument("--spec", required=True, help="spec file, or the name of one in data/specs/")
     i.add_argument("file", help="the feed file (CSV, JSON Lines, GeoJSON or XLSX)")
+    i.add_argument("--dry-run", action="store_true",
+                   help="say what would be inserted, updated, rejected and found; store nothing")  # fmt: skip
+    i.add_argument("--accept", action="append", default=[], metavar="FINDING",
+                   help="a guardrail finding meant (e.g. time_offset): reported, not failing")  # fmt: skip
+    fd = add("feeds", cmd_feeds, "feed batches: list, show, rejects, scorecard, rollback")
+    fd.add_argument("action", choices=["list", "show", "rejects", "scorecard", "rollback"])
+    fd.add_argument("batch", nargs="?", type=int, metavar="BATCH", help="a batch id")
+    fd.add_argument("--csv", action="store_true", help="rejects: as CSV on standard output")
+    fd.add_argument("--city", metavar="ADCODE", help="list: one city's batches")
+    fd.add_argument("--dataset", help="list: one dataset's batches")
+    fd.add_argument("--limit", type=int, default=50, help="list: newest N batches (default 50)")
 
     s = add("standard", cmd_standard, "export the published standard (JSON Schema + code tables)")
     s.add_argument("action", choices=["export"])
@@ -410,6 +584,10 @@ def _parser() -> argparse.ArgumentParser:
     r = add("retention", cmd_retention, "purge records past their retention (settings), audited")
     r.add_argument("action", choices=["apply"])
     r.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
+
+    mt = add("maintain", cmd_maintain,
+             "PostgreSQL: create the coming days' partitions, drop expired days (cron-safe)")  # fmt: skip
+    mt.add_argument("--ahead", type=int, default=7, help="days of partitions ahead (default 7)")
 
     al = add("alerts", cmd_alerts, "scan for hotspots and push alerts; escalate overdue pushes")
     al.add_argument("action", choices=["scan", "escalate"])
@@ -425,6 +603,10 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--speed", type=float, default=1.0, help="time compression (default 1)")
     ex.add_argument("--as", dest="as_user", metavar="USERNAME",
                     help="the commander who runs it (default: one of the lead city's)")  # fmt: skip
+
+    from hub.live.commands import register as register_live  # stream, bus, live
+
+    register_live(add)
     return p
 
 

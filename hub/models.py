@@ -111,10 +111,9 @@ class Record:
     def __table_args__(cls):
         # The natural key is a unique *index* rather than a table constraint so the bulk
         # loader can drop and rebuild it around a load (SQLite cannot drop a constraint).
+        key = ("city_code", "source_id", *getattr(cls, "__key_time__", ()))
         return (
-            Index(
-                f"uq_{cls.__tablename__}_city_code_source_id", "city_code", "source_id", unique=True
-            ),
+            Index(f"uq_{cls.__tablename__}_{'_'.join(key)}", *key, unique=True),
             CheckConstraint(_CLASS_CHECK, name="classification"),
             *getattr(cls, "__extra_args__", ()),
         )
@@ -213,6 +212,9 @@ class FeedReject(Base):
 
 class Incident(Record, InDistrict, Base):
     __tablename__ = "incidents"
+    # Day-partitioned by `ts` on PostgreSQL (hub/partitions.py): its unique keys carry
+    # `ts` there, and the same key on SQLite keeps the two schemas one.
+    __key_time__ = ("ts",)
     __extra_args__ = (
         # Time windows (with a bounding box) and, covered, the situation map's counts.
         Index(
@@ -261,6 +263,7 @@ class Sighting(Record, InDistrict, Base):
     """A plate read by a camera (卡口过车记录)."""
 
     __tablename__ = "sightings"
+    __key_time__ = ("ts",)  # day-partitioned on PostgreSQL, as incidents
     __extra_args__ = (
         Index("ix_sightings_plate_ts", "plate", "ts"),
         Index("ix_sightings_camera_id_ts", "camera_id", "ts"),
@@ -429,6 +432,23 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Bumped by a lock, a role change and a password reset: sessions signed in under an
+    # older version end at their next hub call (hub.security.identity.require_current).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class SignInThrottle(Base):
+    """Recent sign-in failures per key ("source:…", "account:…", "pair:…") and when the
+    next attempt is heard; a pair row also remembers the account's last sign-in from
+    that source (hub.security.identity)."""
+
+    __tablename__ = "sign_in_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    allowed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 # The data classes shown on the overview, each with the tables that make it up.
@@ -695,9 +715,10 @@ class Operation(Base):
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(8), default="active")
     lead_city: Mapped[str] = mapped_column(ForeignKey("cities.adcode"))
-    incident_id: Mapped[int | None] = mapped_column(
-        ForeignKey("incidents.id", ondelete="SET NULL"), nullable=True
-    )
+    # No foreign key: incidents are day-partitioned (keyed by id and ts) and dropped a
+    # day at a time by retention; the operation keeps the id it was opened for, which
+    # hub/response.py checks when it is given.
+    incident_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     risk_zone_id: Mapped[int | None] = mapped_column(
         ForeignKey("risk_zones.id", ondelete="SET NULL"), nullable=True
     )
@@ -847,3 +868,145 @@ class AssistRecipient(Base):
     response: Mapped[str | None] = mapped_column(Text, nullable=True)
     responded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# --- plate watch (布控) and the notification read state (migration 0008) ------------------
+
+
+class Watch(Base):
+    """A plate on watch: who asked, why (purpose and open case), where (the province or
+    chosen cities) and until when. Hits are matched by plate among active watches."""
+
+    __tablename__ = "watches"
+    __table_args__ = (
+        CheckConstraint("expires_at > created_at", name="expiry"),
+        # Matching reads one plate's active watches: the partial index holds only those.
+        Index(
+            "ix_watches_plate_active",
+            "plate",
+            "expires_at",
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+        Index("ix_watches_owner_city_expires_at", "owner_city", "expires_at"),
+        Index("ix_watches_owner_id_expires_at", "owner_id", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plate: Mapped[str] = mapped_column(String(12), doc="normalised")
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    owner_city: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    case_no: Mapped[str] = mapped_column(String(32))
+    case_id: Mapped[int] = mapped_column(BigId)
+    justification: Mapped[str | None] = mapped_column(Text, nullable=True)
+    scope: Mapped[str] = mapped_column(
+        String(200), doc="'province', or the watched cities' adcodes joined by commas"
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(16), nullable=True, doc="owner, approver")
+
+
+class WatchHit(Base):
+    """One read of a watched plate in the watch's scope. Unique per (watch, sighting), so
+    a redelivered or rematched batch never raises a hit twice. The sighting is referred to
+    without a foreign key: retention drops old sightings, their hits stay as history."""
+
+    __tablename__ = "watch_hits"
+    __table_args__ = (
+        Index("uq_watch_hits_watch_id_sighting_id", "watch_id", "sighting_id", unique=True),
+        Index("ix_watch_hits_watch_id_created_at", "watch_id", "created_at"),
+        Index("ix_watch_hits_city_code_created_at", "city_code", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id"))
+    sighting_id: Mapped[int] = mapped_column(BigId)
+    plate: Mapped[str] = mapped_column(String(12))
+    city_code: Mapped[str] = mapped_column(String(6), doc="where the car was read")
+    camera_id: Mapped[int] = mapped_column(BigId)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, doc="when the car was read")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, doc="when the hit was raised")
+
+
+class NoticeMark(Base):
+    """Up to when a person has seen their notifications (events, not pending items)."""
+
+    __tablename__ = "notice_marks"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# The matcher reads one feed batch's sightings; without this index that is a scan of the
+# largest table after every micro-batch. Declared here, with the watch tables it serves.
+Index("ix_sightings_source_batch_id", Sighting.__table__.c.source_batch_id)
+
+
+# --- record history (migration 0009) ------------------------------------------------------
+
+
+class RecordVersion(Base):
+    """One change a feed batch made to a shared record: the row it added (``insert``) or
+    the columns it overwrote, as they were stored before (``update``), with the source
+    line that made the change. A rollback of the batch replays these backwards.
+
+    ``previous`` is JSON of the stored values (narratives sealed, identifiers encrypted,
+    bytes as base64): history is records, read only by the rollback and by the feed roles
+    through the same policy. No foreign key on ``batch_id``: the pipeline writes these
+    rows in bulk beside the records, in the batch's own transaction.
+    """
+
+    __tablename__ = "record_versions"
+    __table_args__ = (
+        CheckConstraint("op IN ('insert', 'update')", name="op"),
+        Index("ix_record_versions_batch_id", "batch_id"),
+        Index(
+            "ix_record_versions_dataset_city_code_source_id", "dataset", "city_code", "source_id"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(BigInteger, doc="the batch that made the change")
+    dataset: Mapped[str] = mapped_column(String(40))
+    city_code: Mapped[str] = mapped_column(String(6))
+    source_id: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    op: Mapped[str] = mapped_column(String(6))
+    row_number: Mapped[int | None] = mapped_column(Integer, nullable=True, doc="source line")
+    previous: Mapped[str | None] = mapped_column(Text, nullable=True, doc="JSON, as stored")
+
+
+# --- counts kept current by triggers (migration 0010, hub/rollup.py) ---------------------
+
+
+class IncidentHourly(Base):
+    """Incidents per UTC hour, H3 cell (r7), city, district ('' for none), data class,
+    type and severity: the situation map's and the overviews' counts."""
+
+    __tablename__ = "incident_hourly"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    h3_r7: Mapped[str] = mapped_column(String(15), primary_key=True)
+    city_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    district_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    classification: Mapped[str] = mapped_column(String(10), primary_key=True)
+    type_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    severity: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+class RecordCount(Base):
+    """Records per dataset, city and data class of the big tables (incidents, sightings)."""
+
+    __tablename__ = "record_counts"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    dataset: Mapped[str] = mapped_column(String(32), primary_key=True)
+    city_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    classification: Mapped[str] = mapped_column(String(10), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)

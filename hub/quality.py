@@ -1,5 +1,6 @@
-"""Per-city feed quality from the batch records: completeness, validity, timeliness,
-duplicates and freshness, with the trend over batches and the rejected rows."""
+"""Feed quality from the batch records: per feed (city × dataset × spec) completeness
+over the fields the feed supplies, validity, duplicates, timeliness over every batch,
+guardrail findings and freshness; the trend over batches and the rejected rows."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ _FIGURES = ("completeness", "validity", "duplicate_share", "lag_p50_h", "lag_p90
 
 
 def _stats(raw: str | None) -> dict:
-    return json.loads(raw) if raw else {}
+    return json.loads(raw) if isinstance(raw, str) and raw else {}
 
 
 def batches(session: Session, *, city: str | None = None, dataset: str | None = None,
@@ -62,34 +63,108 @@ def batches(session: Session, *, city: str | None = None, dataset: str | None = 
     return df
 
 
+SCORECARD_COLUMNS = [
+    "city_code", "dataset", "spec_name", "batches", "failed", "rolled_back", "rows_read",
+    "completeness", "validity", "duplicate_share", "timely_share", "lag_p50_h", "lag_p90_h",
+    "findings", "last_finding", "last_arrival", "freshness_h",
+]  # fmt: skip
+TIMELY_HOURS = 24  # `timely_share`: rows that arrived within a day of their event
+
+
+def _feed_row(g: pd.DataFrame, stats: dict[int, dict], now: datetime) -> dict:
+    """One feed's figures over all its batches (newest first in `g`)."""
+    ok = g[g["status"].isin(["done", "unchanged"])]
+    considered = int((ok["rows_read"] - ok["rows_duplicate"]).sum())
+    read = int(ok["rows_read"].sum())
+    # Completeness over the fields the feed's spec maps, weighted by rows read.
+    parts = [(stats[i].get("completeness_feed", stats[i].get("completeness_overall")), r)
+             for i, r in zip(ok["id"], ok["rows_read"], strict=True)]  # fmt: skip
+    parts = [(c, r) for c, r in parts if c is not None and r]
+    lags = [stats[i].get("lag_s", {}) for i in ok["id"]]
+    with_counts = [x for x in lags if "n" in x]
+    found = [f for i in g["id"] for f in stats[i].get("findings", [])]
+    last = g["started_at"].max()
+    p50 = [x["p50"] for x in lags if "p50" in x]
+    p90 = [x["p90"] for x in lags if "p90" in x]
+    return {
+        "batches": len(g), "failed": int((g["status"] == "failed").sum()),
+        "rolled_back": int((g["status"] == "rolled_back").sum()), "rows_read": read,
+        "completeness": sum(c * r for c, r in parts) / sum(r for _, r in parts) if parts else None,
+        "validity": (considered - int(ok["rows_rejected"].sum())) / considered if considered else None,
+        "duplicate_share": int(ok["rows_duplicate"].sum()) / read if read else None,
+        "timely_share": (sum(x["within_24h"] for x in with_counts) / sum(x["n"] for x in with_counts)
+                         if with_counts and sum(x["n"] for x in with_counts) else None),
+        # Over every batch: the median batch's median, the worst batch's p90.
+        "lag_p50_h": float(pd.Series(p50).median()) / 3600 if p50 else None,
+        "lag_p90_h": max(p90) / 3600 if p90 else None,
+        "findings": len(found), "last_finding": found[0]["code"] if found else None,
+        "last_arrival": last, "freshness_h": (pd.Timestamp(now) - last).total_seconds() / 3600,
+    }  # fmt: skip
+
+
 def scorecard(session: Session, *, now: datetime) -> pd.DataFrame:
-    """One row per city and dataset: the last batches' quality and how fresh the feed is."""
-    df = batches(session, limit=20_000)
-    cols = ["city_code", "dataset", "batches", "failed", "rows_read", "completeness", "validity",
-            "duplicate_share", "lag_p50_h", "lag_p90_h", "last_arrival", "freshness_h"]  # fmt: skip
-    if df.empty:
-        return pd.DataFrame(columns=cols)
-    out = []
-    for (city, ds), g in df.groupby(["city_code", "dataset"], sort=True):
-        ok = g[g["status"] != "failed"]
-        recent = ok.head(10)  # newest first
-        considered = (recent["rows_read"] - recent["rows_duplicate"]).sum()
-        last = g["started_at"].max()
-        out.append({
-            "city_code": city, "dataset": ds, "batches": len(g), "failed": int((g["status"] == "failed").sum()),
-            "rows_read": int(ok["rows_read"].sum()),
-            "completeness": recent["completeness"].dropna().iloc[0] if recent["completeness"].notna().any() else None,
-            "validity": (considered - recent["rows_rejected"].sum()) / considered if considered else None,
-            "duplicate_share": recent["rows_duplicate"].sum() / recent["rows_read"].sum() if recent["rows_read"].sum() else None,
-            "lag_p50_h": recent["lag_p50_h"].dropna().iloc[0] if recent["lag_p50_h"].notna().any() else None,
-            "lag_p90_h": recent["lag_p90_h"].dropna().iloc[0] if recent["lag_p90_h"].notna().any() else None,
-            "last_arrival": last,
-            "freshness_h": (pd.Timestamp(now) - last).total_seconds() / 3600,
-        })  # fmt: skip
-    card = pd.DataFrame(out, columns=cols)
-    for c in (*_FIGURES, "freshness_h"):
+    """One row per feed (city × dataset × spec): its quality over every batch, its
+    guardrail findings (failed or accepted) and how fresh it is."""
+    rows = session.execute(
+        select(FeedBatch.id, FeedBatch.city_code, FeedBatch.dataset, FeedBatch.spec_name,
+               FeedBatch.status, FeedBatch.rows_read, FeedBatch.rows_duplicate,
+               FeedBatch.rows_rejected, FeedBatch.started_at, FeedBatch.stats)
+        .where(FeedBatch.status != "running").order_by(FeedBatch.id.desc())
+    ).all()  # fmt: skip
+    if not rows:
+        return pd.DataFrame(columns=SCORECARD_COLUMNS)
+    df = pd.DataFrame(rows, columns=["id", "city_code", "dataset", "spec_name", "status",
+                                     "rows_read", "rows_duplicate", "rows_rejected",
+                                     "started_at", "stats"])  # fmt: skip
+    stats = {int(i): _stats(raw) for i, raw in zip(df["id"], df["stats"], strict=True)}
+    df["started_at"] = pd.to_datetime(df["started_at"], utc=True)
+    df["spec_name"] = df["spec_name"].fillna("")
+    out = [
+        {"city_code": city, "dataset": ds, "spec_name": spec, **_feed_row(g, stats, now)}
+        for (city, ds, spec), g in df.groupby(["city_code", "dataset", "spec_name"], sort=True)
+    ]
+    card = pd.DataFrame(out, columns=SCORECARD_COLUMNS)
+    for c in (*_FIGURES, "timely_share", "freshness_h"):
         card[c] = pd.to_numeric(card[c]).astype("float64")
     return card
+
+
+def batch_detail(session: Session, batch_id: int) -> dict | None:
+    """One batch: its record, timings, findings and figures (no record content)."""
+    b = session.get(FeedBatch, batch_id)
+    if b is None:
+        return None
+    st = _stats(b.stats)
+    return {
+        **{c: getattr(b, c) for c in BATCH_COLUMNS}, "content_sha256": b.content_sha256,
+        "spec": b.spec, "timings": _stats(b.timings), "findings": st.get("findings", []),
+        "changed_fields": st.get("changed_fields", {}), "reasons": st.get("reasons", {}),
+        "completeness_feed": st.get("completeness_feed"), "would": st.get("would"),
+    }  # fmt: skip
+
+
+def masked_preview(report, role: str) -> dict:
+    """A dry run's preview as the role may see record content (``REJECT_VIEWS``): values
+    masked for the province approver, withheld from the admin."""
+    view = REJECT_VIEWS.get(role)
+    if view is None:
+        return {}
+    kinds = _field_kinds(report.dataset)
+
+    def shown(value: str, field_: str | None) -> str:
+        return WITHHELD if view != "masked" else _mask_value(value, kinds.get(field_ or ""))
+
+    changes = {f: [{**x, "before": shown(x["before"], f), "after": shown(x["after"], f)}
+                   for x in samples]
+               for f, samples in report.preview.get("changes", {}).items()}  # fmt: skip
+    rejects = [
+        {"row_number": r["row_number"],
+         "reasons": [{**x, "value": shown(str(x["value"]), x.get("field"))}
+                     if "value" in x and x["code"] not in LINE_VALUES else x
+                     for x in r["reasons"]]}
+        for r in report.preview.get("rejects", [])
+    ]  # fmt: skip
+    return {"changes": changes, "rejects": rejects}
 
 
 # What each feed role sees of a rejected row. A rejected row is a fragment of a record:
@@ -119,7 +194,7 @@ def _column_kinds(batch: FeedBatch | None) -> tuple[dict[str, str], str]:
     if batch is None or not batch.spec:
         return {}, ","
     try:
-        spec = parse_spec(batch.spec)
+        spec = parse_spec(batch.spec, strict=False)
     except FeedError:  # a spec that no longer parses: every value is masked as text
         return {}, ","
     fields = _field_kinds(batch.dataset)

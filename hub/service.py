@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import TypeVar
 
 import pandas as pd
@@ -30,8 +31,12 @@ from hub import (
     trajectory,
     transparency,
 )
+from hub.boundary import guard_methods
+from hub.cop import CommonPicture
+from hub.feeds import FeedDesk
 from hub.models import Alarm, AuditEntry, City, Review, User
-from hub.security import access, audit, identity
+from hub.notify import NoticeBoard
+from hub.security import access, anchor, audit, identity
 from hub.security.alarms import thresholds_from
 from hub.security.crypto import FieldCipher
 from hub.security.errors import AccessDenied, HubError, InputError, SignInError, refuse_nul
@@ -39,6 +44,7 @@ from hub.security.policy import AGGREGATE_ROLES, AUDIT_ROLES, COUNTS_SECRET, Pri
 from hub.security.reasons import Reason
 from hub.settings import Settings, load_settings
 from hub.store import make_engine, transaction
+from hub.watch import WatchDesk
 
 T = TypeVar("T")
 # Leak identification and the export registry are the auditors' (discipline and secrecy).
@@ -62,19 +68,39 @@ class AlarmView:
     close_note: str | None
 
 
+@guard_methods
 class Hub:
-    """Entry point of every page."""
+    """Entry point of every page; every public method checks its input and audits its
+    refusals through `hub.boundary`."""
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
         self.cipher = FieldCipher.from_settings(settings)
         self.thresholds = thresholds_from(settings)
+        self.watch = WatchDesk(self)
+        self.feeds = FeedDesk(self)
+        self.notices = NoticeBoard(self)
+        self.cop = CommonPicture(self)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Hub:
         settings = settings or load_settings()
         return cls(make_engine(settings.database_url), settings)
+
+    @cached_property
+    def live(self):
+        """The live path as pages see it (bus up or down, each city's stream freshness):
+        no records, so no principal. Made on first use: it reads the bus's credentials."""
+        from hub.live import bus
+        from hub.live.facade import LiveFacade
+
+        return LiveFacade(bus.hub_endpoint(settings=self.settings), self.engine)
+
+    def dead_letters(self, principal: Principal, *, limit: int = 100) -> list:
+        """Messages the stream consumer parked (metadata only), for the feed operators."""
+        self._require(principal, quality.FEED_ROLES)
+        return self.live.dead_letters(limit=min(limit, 1000))
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -85,9 +111,10 @@ class Hub:
         with transaction(self.engine) as session:
             session.info["alarm_thresholds"] = self.thresholds
             if principal is not None:
-                session.info["grants"] = access.grants_in_force(
-                    session, principal, now=now or _now()
-                )
+                when = now or _now()
+                # First, in this call's own transaction: is the session still current?
+                identity.require_current(session, principal, now=when, settings=self.settings)
+                session.info["grants"] = access.grants_in_force(session, principal, now=when)
                 session.info["principal"] = principal
             yield session
 
@@ -112,6 +139,7 @@ class Hub:
                     session, principal, f"{action}_refused", now=now or _now(),
                     decision=exc.code, detail=detail, **fields,
                 )  # fmt: skip
+            exc.audited = True
             raise
 
     @staticmethod
@@ -121,8 +149,12 @@ class Hub:
 
     # --- identity -------------------------------------------------------------------
 
-    def sign_in(self, username: str, password: str, *, now: datetime | None = None) -> Principal:
-        """Sign in; failures are committed (lockout counter, audit) before raising."""
+    def sign_in(
+        self, username: str, password: str, *, source: str | None = None,
+        now: datetime | None = None,
+    ) -> Principal:  # fmt: skip
+        """Sign in from `source` (the client's address); failures are committed
+        (throttle counters, audit) before raising."""
         if len(username) > 64 or len(password) > 256:
             raise InputError(
                 "too_long", "user name or password too long", field="username", limit=64
@@ -130,14 +162,23 @@ class Hub:
         failure: SignInError | None = None
         with self._session() as session:
             try:
-                return identity.sign_in(session, username, password, now=now or _now())
+                when = now or _now()
+                return identity.sign_in(session, username, password, now=when, source=source)
             except SignInError as exc:
                 failure = exc
         raise failure
 
-    def sign_out(self, principal: Principal, *, idle: bool = False) -> None:
+    def check_session(self, principal: Principal) -> None:
+        """Raise `identity.SessionEnded` unless the session is current (the app asks on
+        every rerun, so that no cached page outlives the access it was shown under)."""
+        with transaction(self.engine) as session:
+            identity.require_current(session, principal, now=_now(), settings=self.settings)
+
+    def sign_out(self, principal: Principal, *, why: str = "ok") -> None:
+        """Audit a sign-out, also of a session that has ended: `why` is ok, idle or
+        session_ended."""
         with self._session() as session:
-            identity.sign_out(session, principal, now=_now(), idle=idle)
+            identity.sign_out(session, principal, now=_now(), why=why)
 
     def startup_problems(self) -> list[str]:
         """What stops a production start: demo keys and demo passwords still in use."""
@@ -195,7 +236,7 @@ class Hub:
             ),
             now=now,
             audit_fields={"dataset": dataset, "query": shown, "purpose": reason.purpose[:32],
-                          "case_no": reason.case_no[:32]},
+                          "case_no": reason.reference[:32]},
         )  # fmt: skip
 
     def search_plate(
@@ -413,7 +454,7 @@ class Hub:
         from hub import response
 
         return self._act(principal, "import", "incidents",
-                         lambda s, t: response.import_eido(s, principal, eido, now=t), now)  # fmt: skip
+                         lambda s, t: response.import_eido(s, principal, eido, now=t, cipher=self.cipher), now)  # fmt: skip
 
     def alerts(
         self, principal: Principal, *, days: int = 7, include_acknowledged: bool = True,
@@ -459,9 +500,11 @@ class Hub:
                          query={"alert_id": alert_id})  # fmt: skip
 
     def escalated_alerts(self, principal: Principal) -> pd.DataFrame:
-        """Escalated pushes nobody acknowledged, of alerts the viewer may open."""
+        """Escalated pushes nobody acknowledged, of alerts the viewer may open (the
+        overview's roles only)."""
         from hub import alerts
 
+        self._require(principal, analytics.OVERVIEW_ROLES)
         with self._session(principal) as session:
             return alerts.escalated(session, principal)
 
@@ -596,9 +639,19 @@ class Hub:
     def break_glass(self, principal: Principal, *, now: datetime | None = None, **kw) -> int:
         return self._run(
             principal, "break_glass",
-            lambda s: access.break_glass(s, principal, now=now or _now(), **kw).id,
+            lambda s: access.break_glass(s, principal, now=now or _now(),
+                                         daily_cap=self.settings.break_glass_daily_cap, **kw).id,
             now=now, audit_fields={"dataset": "sightings"},
         )  # fmt: skip
+
+    def revoke_grant(
+        self, principal: Principal, grant_id: int, note: str, *, now: datetime | None = None
+    ) -> None:
+        """An approver of the owning city (or a province approver, for secret grants)
+        revokes a grant in force at once; audited as `grant_revoke`."""
+        self._run(principal, "grant_revoke",
+                  lambda s: access.revoke_grant(s, principal, grant_id, note=note, now=now or _now()),
+                  now=now, audit_fields={"dataset": "grants", "grant_id": grant_id})  # fmt: skip
 
     def my_requests(self, principal: Principal) -> list[access.RequestView]:
         with self._session(principal) as session:
@@ -755,6 +808,8 @@ class Hub:
     ) -> pd.DataFrame:  # fmt: skip
         """Search the log. Approvers of a city see entries by its users or touching its records."""
         self._require(principal, AUDIT_ROLES)
+        if not 1 <= limit <= 5000:  # SQLite reads a negative LIMIT as none at all
+            raise InputError("out_of_range", "limit must be 1 to 5000", field="limit")
         with self._session(principal) as session:
             q = select(AuditEntry)
             if principal.role == "city_approver":
@@ -785,7 +840,7 @@ class Hub:
     def verify_audit_chain(self, principal: Principal) -> audit.Verification:
         self._require(principal, AUDIT_ROLES)
         with self._session(principal) as session:
-            result = audit.verify(session)
+            result = anchor.verify(session, self.settings)
             audit.record(session, principal, "audit_verify", now=_now(), dataset="audit_log",
                          decision="ok" if result.ok else "broken", result_count=result.checked)  # fmt: skip
             return result
@@ -851,34 +906,17 @@ class Hub:
         """Reviews owed by this approver's city: break-glass uses and flagged accesses."""
         self._require(principal, frozenset({"city_approver"}))
         with self._session(principal) as session:
-            rows = session.scalars(
-                select(Review).where(Review.city_code == principal.city_code, Review.status == status)
-                .order_by(Review.created_at.desc())
-            ).all()  # fmt: skip
-            cols = ["id", "created_at", "kind", "grant_id", "audit_id", "note"]
-            return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in rows], columns=cols)
+            rows = access.reviews(session, principal, status=status)
+            return pd.DataFrame(rows, columns=list(access.REVIEW_COLUMNS))
 
     def close_review(
-        self, principal: Principal, review_id: int, note: str, *, now: datetime | None = None
-    ) -> None:
-        def close(session: Session) -> None:
-            self._require(principal, frozenset({"city_approver"}))
-            refuse_nul(note, "note")
-            review = session.get(Review, review_id)
-            if review is None or review.city_code != principal.city_code or review.status != "open":
-                raise InputError("unknown_review", f"no open review {review_id}")
-            if not note.strip():
-                raise InputError("note_required", "closing a review needs a note")
-            review.status, review.closed_by, review.closed_at = (
-                "closed",
-                principal.user_id,
-                now or _now(),
-            )
-            review.close_note = note.strip()[:1000]
-            audit.record(session, principal, "review_close", now=now or _now(), dataset="reviews",
-                         query={"review_id": review_id}, detail={"kind": review.kind, "note": review.close_note})  # fmt: skip
-
-        self._run(principal, "review_close", close, now=now, audit_fields={"dataset": "reviews"})
+        self, principal: Principal, review_id: int, note: str, *, outcome: str = "accept",
+        now: datetime | None = None,
+    ) -> None:  # fmt: skip
+        """Close a review: `outcome` "accept", or "reject" (revokes a break-glass grant)."""
+        self._run(principal, "review_close",
+                  lambda s: access.close_review(s, principal, review_id, note=note, outcome=outcome, now=now or _now()),
+                  now=now, audit_fields={"dataset": "reviews"})  # fmt: skip
 
     def audit_count(self) -> int:
         with self._session() as session:
@@ -901,82 +939,32 @@ class Hub:
         )  # fmt: skip
 
     # --- feeds and quality ------------------------------------------------------------
-    # Feeds are run by the roles in `quality.FEED_ROLES`. Raw rejected rows are fragments
-    # of operational records: the province approver sees them as sent, the admin (who
-    # sees no records) with ID numbers and phones masked.
+    # Feeds are run by the roles in `quality.FEED_ROLES`. Rejected rows are fragments of
+    # records, stored encrypted: the province approver sees them masked, the admin (who
+    # opens no records) only line numbers and reasons (`quality.REJECT_VIEWS`).
 
     FEED_ROLES = quality.FEED_ROLES
 
+    # The feed questions live in `hub.feeds.FeedDesk` (``self.feeds``); these delegates
+    # keep the pages' older calls working.
+
     def feed_specs(self, principal: Principal) -> dict[str, tuple[str, str, str]]:
-        """Shipped specs: name -> (dataset, format, description)."""
-        from hub.ingest.spec import shipped_specs
+        return self.feeds.specs(principal)
 
-        self._require(principal, self.FEED_ROLES)
-        return {n: (s.dataset, s.format, s.description) for n, s in shipped_specs().items()}
+    def ingest_feed(self, principal: Principal, **kw):
+        return self.feeds.ingest(principal, **kw)
 
-    def ingest_feed(
-        self, principal: Principal, *, city: str, spec_name: str, filename: str, data: bytes,
-        progress: Callable[[float, int], None] | None = None,
-    ):  # fmt: skip
-        """Ingest an uploaded feed file; the batch report (a refusal raises FeedError)."""
-        import io
-
-        from hub.ingest.pipeline import ingest
-        from hub.ingest.spec import load_spec
-
-        def check(session: Session) -> None:
-            self._require(principal, self.FEED_ROLES)
-
-        self._run(principal, "ingest", check, now=None, audit_fields={"dataset": "feeds"})
-        spec = load_spec(spec_name.replace("/", "").replace("\\", ""))
-        return ingest(
-            self.engine, city_code=city, spec=spec, source=io.BytesIO(data),
-            source_name=filename[:200], cipher=self.cipher, principal=principal, progress=progress,
-        )  # fmt: skip
-
-    def feed_batches(
-        self, principal: Principal, *, city: str = "", dataset: str = ""
-    ) -> pd.DataFrame:
-        self._require(principal, self.FEED_ROLES)
-        with self._session(principal) as session:
-            return quality.batches(session, city=city or None, dataset=dataset or None)
+    def feed_batches(self, principal: Principal, *, city: str = "", dataset: str = ""):
+        return self.feeds.batches(principal, city=city, dataset=dataset)
 
     def quality_scorecard(self, principal: Principal) -> pd.DataFrame:
-        self._require(principal, self.FEED_ROLES)
-        with self._session(principal) as session:
-            return quality.scorecard(session, now=_now())
+        return self.feeds.scorecard(principal)
 
-    def _rejects_shown(self, principal: Principal, frame: pd.DataFrame) -> pd.DataFrame:
-        from hub.security.masking import mask_text
-
-        if principal.role != "province_approver" and len(frame):
-            frame = frame.assign(raw=frame["raw"].map(mask_text))
-        return frame
-
-    def feed_rejects(
-        self, principal: Principal, batch_id: int, *, limit: int = 1000
-    ) -> pd.DataFrame:
-        """Rejected rows of a batch with every reason (audited as a view)."""
-        self._require(principal, self.FEED_ROLES)
-        with self._session(principal) as session:
-            frame = quality.rejects(session, int(batch_id), limit=limit)
-            audit.record(session, principal, "view", now=_now(), dataset="feed_rejects",
-                         query={"batch_id": int(batch_id)}, result_count=len(frame))  # fmt: skip
-            return self._rejects_shown(principal, frame)
+    def feed_rejects(self, principal: Principal, batch_id: int, *, limit: int = 1000):
+        return self.feeds.rejects(principal, batch_id, limit=limit)
 
     def reject_file(self, principal: Principal, batch_id: int) -> bytes:
-        """Every rejected row of a batch as CSV (audited as an export)."""
-        self._require(principal, self.FEED_ROLES)
-        with self._session(principal) as session:
-            frame = self._rejects_shown(
-                principal, quality.rejects(session, int(batch_id), limit=1_000_000)
-            )
-            audit.record(session, principal, "export", now=_now(), dataset="feed_rejects",
-                         query={"batch_id": int(batch_id)}, result_count=len(frame))  # fmt: skip
-        frame["reasons"] = frame["reasons"].map(
-            lambda rs: "; ".join(quality.reason_text(r) for r in rs)
-        )
-        return frame.to_csv(index=False).encode("utf-8-sig")
+        return self.feeds.reject_file(principal, batch_id)
 
     def published_standard(self) -> dict:
         """The standard (JSON Schema of every entity and the code tables): public."""

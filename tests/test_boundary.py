@@ -197,3 +197,10 @@ def test_a_refusal_inside_run_is_audited_once_not_twice(env) -> None:
         "unknown_purpose",
     )  # fmt: skip
     assert entry.action == "search_refused"
+
+
+@pytest.mark.parametrize("limit", [-5, 0, 10**6])
+def test_an_audit_search_limit_out_of_range_is_refused(env, limit: int) -> None:
+    hub, engine = env
+    auditor = principal(engine, "auditor")
+    _refused_once(env, lambda h: h.audit_log(auditor, limit=limit), "out_of_range")

@@ -128,6 +128,19 @@ def test_rotation_needs_a_different_new_key(engine, monkeypatch) -> None:
     assert cli(["keys", "rotate", "--db", _db(engine)]) == 1
 
 
+@pytest.mark.parametrize("new_id", ["k2027-rotation-of-november", "k 2027", "k:2027"])
+def test_a_new_key_id_the_store_cannot_hold_is_refused_not_cut(engine, monkeypatch, capsys, new_id):
+    """An id cut to fit would differ from the one the operator then configures, leaving
+    every row unreadable: it is refused, and nothing moves."""
+    monkeypatch.setenv("HUB_SM4_NEW_KEY", NEW_KEY)
+    monkeypatch.setenv("HUB_SM4_NEW_KEY_ID", new_id)
+    assert cli(["keys", "rotate", "--db", _db(engine)]) == 1
+    assert "HUB_SM4_NEW_KEY_ID" in capsys.readouterr().err
+    with session_factory(engine)() as s:
+        assert not s.scalar(select(func.count()).select_from(Person)
+                            .where(Person.key_id != "demo-1").execution_options(policy="validation"))  # fmt: skip
+
+
 def _late_write_under_old_key(engine, person_id: int, old: FieldCipher, new: FieldCipher) -> None:
     """What a process still on the old key does after the rotation: it writes a row under
     the old key id."""

@@ -40,9 +40,11 @@ from geo.coords import convert
 from hub import models as m
 from hub.bulk import before_index_build, write_frame
 from hub.codes import code_values
+from hub.ingest import guardrails
 from hub.ingest.datasets import LINE_VALUES, Dataset, dataset
+from hub.ingest.history import VERSIONS, previous_json, version_frame
 from hub.ingest.readers import LAT, LON, Chunk, Limits, read_chunks
-from hub.ingest.spec import FeedError, Spec
+from hub.ingest.spec import STATUS_CODES, FeedError, Spec
 from hub.security import audit
 from hub.security.crypto import FieldCipher
 from hub.security.masking import mask_id_number, mask_phone
@@ -63,8 +65,11 @@ REBUILD_ROWS = 200_000  # SQLite: a load this big into a smaller table rebuilds 
 _KM_PER_DEG = 111.0
 _TRUE = {"1", "true", "t", "yes", "y", "是", "有"}
 _FALSE = {"0", "false", "f", "no", "n", "否", "无"}
-# Values a CHECK constraint allows, for fields without a code table.
-_ALLOWED = {("cases", "status"): ("open", "closed")}
+# A batch this many times smaller than the table looks its keys up instead of loading
+# every key of the city (a stream's micro-batch against a table of millions).
+LOOKUP_RATIO = 20
+PREVIEW_SAMPLES = 3  # before/after pairs per changed field in a dry run
+PREVIEW_REJECTS = 50
 _MASKS = {"id_number": mask_id_number, "phone": mask_phone}
 
 
@@ -90,6 +95,12 @@ class BatchReport:
     same_file_as: int | None = None  # an earlier batch with the same content
     error_code: str | None = None
     error: str | None = None
+    dry_run: bool = False  # nothing was stored: the report says what would happen
+    findings: list[dict] = field(default_factory=list)  # guardrails (hub.ingest.guardrails)
+    changed_fields: dict[str, int] = field(default_factory=dict)  # field -> records updated
+    # A dry run's samples: {"changes": {field: [{source_id, before, after}]},
+    # "rejects": [{row_number, reasons}]}, values in clear (the caller masks them).
+    preview: dict = field(default_factory=dict)
 
     @property
     def adds_up(self) -> bool:
@@ -105,9 +116,11 @@ class BatchReport:
     def summary(self) -> str:
         """One English paragraph for the command line."""
         if self.status == "failed":
-            return f"batch {self.batch_id} failed ({self.error_code}): {self.error}; nothing stored"
+            head = "dry run: would fail" if self.dry_run else f"batch {self.batch_id} failed"
+            return f"{head} ({self.error_code}): {self.error}; nothing stored"
         text = (
-            f"batch {self.batch_id} ({self.dataset}, city {self.city_code}, spec {self.spec_name}): "
+            ("dry run, nothing stored: would be " if self.dry_run else "")
+            + f"batch {self.batch_id} ({self.dataset}, city {self.city_code}, spec {self.spec_name}): "
             f"read {self.rows_read:,} = inserted {self.rows_inserted:,} + updated "
             f"{self.rows_updated:,} + unchanged {self.rows_unchanged:,} + duplicate "
             f"{self.rows_duplicate:,} + rejected {self.rows_rejected:,} "
@@ -119,6 +132,14 @@ class BatchReport:
             )
         if self.reasons:
             text += "; reasons: " + ", ".join(f"{k} {v:,}" for k, v in self.reasons.items())
+        if self.changed_fields:
+            text += "; fields changed: " + ", ".join(
+                f"{k} {v:,}" for k, v in self.changed_fields.items()
+            )
+        for f in self.findings:
+            text += (
+                f"; {'accepted ' if f.get('accepted') else ''}finding {f['code']}: {f['message']}"
+            )
         return text
 
 
@@ -158,7 +179,10 @@ def _map(frame: pd.DataFrame, spec: Spec, ds: Dataset) -> pd.DataFrame:
     for name, mapping in spec.values.items():
         if name in std:
             mapped = std[name].map(mapping)
-            std[name] = mapped.where(mapped.notna(), std[name]).astype("str")
+            rest = std[name]
+            if name in spec.else_values:  # a value the table does not list: the else code
+                rest = rest.where(rest == "", spec.else_values[name])
+            std[name] = mapped.where(mapped.notna(), rest).astype("str")
     return std
 
 
@@ -267,7 +291,7 @@ def _validate(std: pd.DataFrame, spec: Spec, ds: Dataset, now: datetime,
         present = (s != "").to_numpy()
         if f.required:
             p.add(~present, "missing", name)
-        allowed = _ALLOWED.get((ds.name, name))
+        allowed = STATUS_CODES.get((ds.name, name))
         not_code = np.zeros(len(s), dtype=bool)
         if f.code_table or allowed:
             codes = code_values(f.code_table) if f.code_table else allowed
@@ -431,14 +455,27 @@ class _Writer:
         )
         self.cipher = cipher
         t = ds.table
-        rows = conn.execute(select(t.c.source_id, t.c.id).where(t.c.city_code == city))
-        self.existing: dict[str, int] = dict(rows.all())
+        self.existing: dict[str, int] = {}
+        self.lookup = False  # look keys up per chunk (see `plan`)
         self.table_rows = conn.execute(select(func.count()).select_from(t)).scalar_one()
         self.indexes: list = []
         self.foreign_keys: list = []
         self.compare = [c for c in _table_columns(ds)
                         if c not in ("created_at", "updated_at", "source_batch_id")
                         and not c.endswith("_enc")]  # fmt: skip
+        # What an update overwrites, and so what its record version keeps.
+        self.written = [c for c in _table_columns(ds)
+                        if c not in ("created_at", "source_id", "city_code")]  # fmt: skip
+
+    def plan(self, expected_rows: float) -> None:
+        """Find existing keys per chunk for a batch much smaller than the table (a
+        micro-batch), else load the city's keys once (a file: one read beats many)."""
+        t = self.ds.table
+        if expected_rows * LOOKUP_RATIO < self.table_rows:
+            self.lookup = True
+            return
+        rows = self.conn.execute(select(t.c.source_id, t.c.id).where(t.c.city_code == self.city))
+        self.existing = dict(rows.all())
 
     def maybe_drop_indexes(self, expected_rows: float) -> None:
         """A big load into a smaller table builds its indexes once at the end, from sorted
@@ -470,35 +507,45 @@ class _Writer:
             self.conn.execute(AddConstraint(fk))
 
     def split_existing(self, keys: pd.Series) -> np.ndarray:
+        if self.lookup:
+            t, wanted = self.ds.table, keys.unique().tolist()
+            for start in range(0, len(wanted), 500):
+                q = select(t.c.source_id, t.c.id).where(
+                    t.c.city_code == self.city, t.c.source_id.in_(wanted[start : start + 500])
+                )
+                self.existing.update(dict(self.conn.execute(q).all()))
         if not self.existing:
             return np.zeros(len(keys), dtype=bool)
         return np.fromiter(map(self.existing.__contains__, keys.tolist()), bool, len(keys))
 
-    def changed(self, new: pd.DataFrame) -> np.ndarray:
-        """For rows whose key is in the store: does any compared column differ?"""
+    def changed(self, new: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, dict]:
+        """For rows whose key is in the store: does any compared column differ? Also the
+        stored rows (the columns an update writes, as stored, by position) and, per
+        compared column, which rows differ in it (clear values: `old[c]`, `opened[c]`)."""
         t = self.ds.table
         ids = [self.existing[k] for k in new["source_id"]]
+        cols = ["id", *dict.fromkeys([*self.compare, *self.written])]
         old_parts = []
         for start in range(0, len(ids), 500):
-            q = select(*[t.c[c] for c in ["id", *self.compare]]).where(
-                t.c.id.in_(ids[start : start + 500])
-            )
-            old_parts.append(
-                pd.DataFrame(self.conn.execute(q).all(), columns=["id", *self.compare])
-            )
-        old = pd.concat(old_parts).set_index("id").reindex(ids)
+            q = select(*[t.c[c] for c in cols]).where(t.c.id.in_(ids[start : start + 500]))
+            old_parts.append(pd.DataFrame(self.conn.execute(q).all(), columns=cols))
+        old = pd.concat(old_parts).set_index("id").reindex(ids).reset_index()
         differs = np.zeros(len(new), dtype=bool)
+        per_field: dict[str, tuple[np.ndarray, pd.Series, pd.Series]] = {}
         for c in [c for c in self.compare if c in new.columns]:
-            a = _canon(new[c].reset_index(drop=True))
-            b = old[c].reset_index(drop=True)
+            a = new[c].reset_index(drop=True)
+            b = old[c]
             if c in self.ds.fields and self.ds.fields[c].narrative:
                 b = _opened(b, self.cipher)  # a token's ciphertext differs on every seal
             if isinstance(new[c].dtype, pd.DatetimeTZDtype):
                 b = pd.to_datetime(b, utc=True)
             elif new[c].dtype.kind == "f":
                 b = pd.to_numeric(b)
-            differs |= (a != _canon(b)).to_numpy()
-        return differs
+            diff = (_canon(a) != _canon(b)).to_numpy()
+            if diff.any():
+                per_field[c] = (diff, b, a)
+            differs |= diff
+        return differs, old, per_field
 
     def insert(self, frame: pd.DataFrame) -> None:
         if len(frame):
@@ -514,6 +561,10 @@ class _Writer:
         for row, key in zip(rows, frame["source_id"], strict=True):
             row["_id"] = self.existing[key]
         self.conn.execute(stmt, rows)
+
+    def versions(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            write_frame(self.conn, VERSIONS, frame)
 
     def rejects(self, rows: list[tuple[int, str, str]]) -> None:
         if rows:
@@ -545,6 +596,9 @@ class _Tally:
     filled: Counter = field(default_factory=Counter)
     lags: list = field(default_factory=list)
     timings: Counter = field(default_factory=Counter)
+    changed_fields: Counter = field(default_factory=Counter)
+    samples: dict = field(default_factory=dict)  # a dry run's before/after per field
+    reject_samples: list = field(default_factory=list)  # a dry run's first rejected rows
 
 
 class _Seen:
@@ -643,11 +697,37 @@ def _raw_json(frame: pd.DataFrame, positions: np.ndarray) -> list[str]:
     return [json.dumps(r, ensure_ascii=False)[:4000] for r in sub.to_dict("records")]
 
 
+def _field_name(ds: Dataset, column: str) -> str:
+    """The standard field a stored column holds (an identifier's blind index: its field)."""
+    return ds.derived.get(column, column)
+
+
+def _shown(value: object) -> str:
+    if (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and value != value)
+    ):
+        return ""
+    if isinstance(value, pd.Timestamp | datetime):
+        return (
+            pd.Timestamp(value).tz_convert("UTC").isoformat()
+            if pd.Timestamp(value).tzinfo
+            else str(value)
+        )
+    return str(value)[:200]
+
+
 class _Run:
     def __init__(self, spec: Spec, ds: Dataset, city: str, cipher: FieldCipher, now: datetime,
-                 writer: _Writer, started: datetime) -> None:  # fmt: skip
+                 writer: _Writer, started: datetime, dry_run: bool = False) -> None:  # fmt: skip
         self.spec, self.ds, self.city, self.cipher, self.now = spec, ds, city, cipher, now
-        self.w, self.started = writer, started
+        self.w, self.started, self.dry_run = writer, started, dry_run
+        self.guard = guardrails.Watch()
+        # Free text a wrong encoding garbles: not codes, identifiers or value-mapped fields.
+        self.prose = [n for n, f in ds.fields.items() if f.kind == "text" and not f.code_table
+                      and not f.check and n not in spec.values and n in spec.columns]  # fmt: skip
         self.tally = _Tally()
         self.seen = _Seen()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-write")
@@ -673,12 +753,17 @@ class _Run:
         ]  # fmt: skip
         for rp in chunk.problems:
             tally.reasons[rp.code] += 1
+            if self.dry_run and len(tally.reject_samples) < PREVIEW_REJECTS:
+                tally.reject_samples.append({"row_number": rp.row_number,
+                                             "reasons": [{"code": rp.code, **rp.params}]})  # fmt: skip
         tally.read += n + len(chunk.problems)
         p = _Problems(n)
         std = _map(frame, self.spec, self.ds)
         for name in self.ds.fields:
             if name in std:
                 tally.filled[name] += int((std[name] != "").sum())
+        for name in self.prose:
+            self.guard.text(name, std[name])
         typed = _validate(std, self.spec, self.ds, self.now, p, self.districts)
         keys = _source_ids(frame, self.spec, p)
         if self.ds.has_point and "lon" in typed and "lat" in typed:
@@ -709,6 +794,8 @@ class _Run:
                 rs = reasons[int(pos)]
                 for r in rs:
                     tally.reasons[r["code"]] += 1
+                if self.dry_run and len(tally.reject_samples) < PREVIEW_REJECTS:
+                    tally.reject_samples.append({"row_number": int(rows[pos]), "reasons": rs})
                 rejects.append(
                     (int(rows[pos]), seal_value(raw, self.cipher), _sealed_reasons(rs, self.cipher))
                 )
@@ -719,13 +806,24 @@ class _Run:
         if self.ds.time_field and self.ds.time_field in good:
             lag = (pd.Timestamp(self.started) - good[self.ds.time_field]).dt.total_seconds()
             tally.lags.append(lag.dropna().to_numpy())
+        if self.w.lookup:
+            self.drain()  # the store is read: the previous chunk's write must be in
         exists = self.w.split_existing(good["source_id"])
         fresh, known = good[~exists], good[exists]
+        history = [version_frame(self.w.batch_id, self.ds.name, self.city, fresh["source_id"],
+                                 rows[fresh.index], "insert")]  # fmt: skip
         if len(known):
             self.drain()  # the store is read: the previous chunk's write must be in
-            changed = self.w.changed(known)
+            changed, old, per_field = self.w.changed(known)
             tally.unchanged += int((~changed).sum())
+            self._changes(known, changed, old, per_field)
             known = known[changed].drop(columns=["created_at"])
+            before = old.loc[changed, self.w.written].astype(object)
+            history.append(version_frame(
+                self.w.batch_id, self.ds.name, self.city, known["source_id"], rows[known.index],
+                "update", record_ids=old.loc[changed, "id"].tolist(),
+                previous=previous_json(before.where(before.notna(), None).to_dict("records")),
+            ))  # fmt: skip
         tally.timings["compare"] += time.perf_counter() - t1
         if self.ds.time_field in fresh:
             # Rows in time order: the time-led indexes then build from sorted runs,
@@ -740,15 +838,39 @@ class _Run:
         known = _seal_narratives(known, self.ds, self.cipher)
         tally.timings["seal"] += time.perf_counter() - t2
         self.drain()
-        self.pending = self.pool.submit(self._write, fresh, known, rejects)
+        self.pending = self.pool.submit(self._write, fresh, known, rejects, history)
 
-    def _write(self, fresh: pd.DataFrame, known: pd.DataFrame, rejects: list) -> None:
+    def _changes(self, known: pd.DataFrame, changed: np.ndarray, old: pd.DataFrame,
+                 per_field: dict) -> None:  # fmt: skip
+        """Count changed fields, feed the guardrails, keep a dry run's before/after samples."""
+        ds = self.ds
+        for c, (diff, before, after) in per_field.items():
+            name = _field_name(ds, c)
+            self.tally.changed_fields[name] += int(diff.sum())
+            if not self.dry_run or name != c:  # identifiers: a blind index, never shown
+                continue
+            samples = self.tally.samples.setdefault(name, [])
+            for i in np.flatnonzero(diff)[: PREVIEW_SAMPLES - len(samples)]:
+                samples.append({"source_id": str(known["source_id"].iloc[i]),
+                                "before": _shown(before.iloc[i]), "after": _shown(after.iloc[i])})  # fmt: skip
+        times = [n for n, f in ds.fields.items() if f.kind == "datetime"]
+        new = known.reset_index(drop=True)[changed]
+        was = old[changed].copy()
+        for c in times:
+            if c in was:
+                was[c] = pd.to_datetime(was[c], utc=True)
+        self.guard.changed(was, new, times)
+
+    def _write(self, fresh: pd.DataFrame, known: pd.DataFrame, rejects: list,
+               history: list[pd.DataFrame]) -> None:  # fmt: skip
         """One chunk into the store, on the writer thread while the next chunk is read and
         checked: the database works outside the interpreter lock, so the two overlap."""
         started = time.perf_counter()
         self.w.insert(fresh)
         self.w.update(known)
         self.w.rejects(rejects)
+        for frame in history:
+            self.w.versions(frame)
         self.tally.timings["write"] += time.perf_counter() - started
 
     def drain(self) -> None:
@@ -829,16 +951,25 @@ class _Run:
         parsed = max(1, t.read)
         completeness = {name: round(t.filled[name] / parsed, 4) for name in self.ds.fields
                         if name != "source_id"}  # fmt: skip
+        # The fields this feed is meant to supply: those its spec maps (not constants).
+        supplied = [n for n in self.spec.columns if n in completeness]
+        if self.spec.format == "geojson" and self.ds.has_point:
+            supplied += ["lon", "lat"]
         out = {
             "completeness": completeness,
             "completeness_overall": round(float(np.mean(list(completeness.values()))), 4) if completeness else None,
+            "completeness_feed": round(float(np.mean([completeness[n] for n in supplied])), 4) if supplied else None,
             "reasons": dict(t.reasons.most_common()),
+            "changed_fields": dict(t.changed_fields.most_common()),
         }  # fmt: skip
         if len(lags):
             out["lag_s"] = {
                 "p50": float(np.percentile(lags, 50)),
                 "p90": float(np.percentile(lags, 90)),
                 "max": float(lags.max()),
+                # Counts, so that timeliness adds up over every batch of a feed.
+                "n": int(len(lags)),
+                "within_24h": int((lags <= 86_400).sum()),
             }
         return out
 
@@ -883,6 +1014,8 @@ def ingest(
     now: datetime | None = None,
     progress: Progress | None = None,
     limits: Limits = Limits(),
+    dry_run: bool = False,
+    accept: frozenset[str] | tuple[str, ...] = (),
 ) -> BatchReport:
     """Ingest one feed file of one city under a spec; the batch report.
 
@@ -898,6 +1031,14 @@ def ingest(
         Who ingests (None: the command line); recorded in the audit entry.
     progress
         Called after each chunk with the share of the file read and the rows so far.
+    dry_run
+        Do everything but commit: the report (``dry_run=True``) says what would be
+        inserted, updated (``preview``: before/after samples per field), left, rejected
+        and found; a batch that would fail is reported (status ``failed``), not raised,
+        and nothing is stored, not even the failure.
+    accept
+        Guardrail finding codes the operator means (``hub.ingest.guardrails``): such
+        findings are reported, and do not fail the batch.
 
     Raises
     ------
@@ -912,18 +1053,25 @@ def ingest(
         if conn.execute(select(m.City.adcode).where(m.City.adcode == city_code)).first() is None:
             raise FeedError("unknown_city", f"no city with adcode {city_code!r}", city=city_code)
     digest = _sha256(source)
+    report.dry_run = dry_run
     try:
         with engine.connect() as conn:
             _sqlite_fast(conn, True)
             try:
                 with conn.begin(), Session(bind=conn) as session:
                     _ingest(conn, session, report, spec, ds, source, digest, cipher, principal,
-                            now, progress, started, limits)  # fmt: skip
+                            now, progress, started, limits, frozenset(accept))  # fmt: skip
+                    if dry_run:
+                        raise _Discard
+            except _Discard:
+                pass
             finally:
                 if conn.in_transaction():
                     conn.rollback()
                 _sqlite_fast(conn, False)
     except FeedError as exc:
+        if dry_run:
+            return _would_fail(report, exc, started)
         _record_failure(engine, report, spec, digest, principal, now, exc, started)
         raise
     except DBAPIError as exc:
@@ -931,18 +1079,34 @@ def ingest(
         err = FeedError(
             "store_refused", f"the store refused the feed: {reason}", detail=reason[:200]
         )
+        if dry_run:
+            return _would_fail(report, err, started)
         _record_failure(engine, report, spec, digest, principal, now, err, started)
         raise err from None
     except (ValueError, TypeError, KeyError, OverflowError) as exc:  # a feed we did not foresee
         err = FeedError("ingest_failed", f"the feed could not be processed: {exc}",
                         detail=f"{type(exc).__name__}: {exc}"[:200])  # fmt: skip
+        if dry_run:
+            return _would_fail(report, err, started)
         _record_failure(engine, report, spec, digest, principal, now, err, started)
         raise err from exc
     return report
 
 
+class _Discard(Exception):
+    """Ends a dry run's transaction: everything it wrote is rolled back."""
+
+
+def _would_fail(report: BatchReport, exc: FeedError, started: float) -> BatchReport:
+    """A dry run's report of a batch that would fail (its counts and samples kept)."""
+    report.status, report.error_code, report.error = "failed", exc.code, str(exc)
+    report.batch_id = None
+    report.seconds = time.perf_counter() - started
+    return report
+
+
 def _ingest(conn, session, report, spec, ds, source, digest, cipher, principal, now, progress,
-            started, limits) -> None:  # fmt: skip
+            started, limits, accept: frozenset[str]) -> None:  # fmt: skip
     same = session.scalar(
         select(m.FeedBatch.id).where(
             m.FeedBatch.city_code == report.city_code, m.FeedBatch.dataset == ds.name,
@@ -958,7 +1122,7 @@ def _ingest(conn, session, report, spec, ds, source, digest, cipher, principal, 
     session.flush()
     report.batch_id, report.same_file_as = batch.id, same
     writer = _Writer(conn, session, ds, report.city_code, batch.id, cipher)
-    run = _Run(spec, ds, report.city_code, cipher, now, writer, now)
+    run = _Run(spec, ds, report.city_code, cipher, now, writer, now, dry_run=report.dry_run)
     chunks = read_chunks(source, spec, limits)
     first = True
     try:
@@ -970,6 +1134,7 @@ def _ingest(conn, session, report, spec, ds, source, digest, cipher, principal, 
                 break
             if first:
                 rows = len(chunk.frame) + len(chunk.problems)
+                writer.plan(rows / max(chunk.fraction, 1e-9))
                 writer.maybe_drop_indexes(rows / max(chunk.fraction, 1e-9))
                 first = False
             run.chunk(chunk)
@@ -990,6 +1155,9 @@ def _ingest(conn, session, report, spec, ds, source, digest, cipher, principal, 
         t.rejected,
     )
     report.reasons = dict(t.reasons.most_common())
+    report.changed_fields = dict(t.changed_fields.most_common())
+    report.preview = {"changes": t.samples, "rejects": t.reject_samples}
+    _judge(report, run, spec, accept)
     report.status = "done" if t.inserted + t.updated else "unchanged"
     report.seconds = time.perf_counter() - started
     report.timings = {k: round(v, 3) for k, v in t.timings.items()}
@@ -1002,7 +1170,7 @@ def _ingest(conn, session, report, spec, ds, source, digest, cipher, principal, 
     )
     batch.finished_at = now + timedelta(seconds=report.seconds)
     batch.timings = json.dumps({**report.timings, "total": round(report.seconds, 3)})
-    batch.stats = json.dumps(run.stats(), ensure_ascii=False)
+    batch.stats = json.dumps({**run.stats(), "findings": report.findings}, ensure_ascii=False)
     if report.status == "unchanged":
         batch.note = "nothing changed" + (f"; same file as batch {same}" if same else "")
     session.flush()
@@ -1011,10 +1179,34 @@ def _ingest(conn, session, report, spec, ds, source, digest, cipher, principal, 
         raise FeedError("store_refused", "row counts do not add up", detail=asdict(report))
 
 
+def _judge(report: BatchReport, run: _Run, spec: Spec, accept: frozenset[str]) -> None:
+    """The guardrails over the whole batch: a finding not accepted fails it."""
+    t = run.tally
+    findings = [
+        *guardrails.time_findings(run.guard, spec.timezone),
+        *guardrails.position_findings(run.guard),
+        *guardrails.encoding_findings(run.guard, spec.encoding),
+        *guardrails.reject_findings(
+            t.read, t.duplicate, t.rejected, spec.max_reject_share, report.reasons
+        ),  # fmt: skip
+    ]
+    report.findings = [{**f.as_dict(), "accepted": f.code in accept} for f in findings]
+    refused = [f for f in findings if f.code not in accept]
+    if refused:
+        raise FeedError(
+            refused[0].code, "; ".join(f.message for f in refused),
+            findings=", ".join(f.code for f in refused), field=refused[0].field,
+            rows=refused[0].rows,
+        )  # fmt: skip
+
+
 def _record_failure(engine, report, spec, digest, principal, now, exc: FeedError, started) -> None:
     from hub.store import transaction
 
     report.status, report.error_code, report.error = "failed", exc.code, str(exc)
+    would = {k: getattr(report, f"rows_{k}") for k in
+             ("read", "inserted", "updated", "unchanged", "duplicate", "rejected")}  # fmt: skip
+    stats = {"findings": report.findings, "would": would, "reasons": report.reasons}
     report.rows_inserted = report.rows_updated = report.rows_unchanged = 0
     report.rows_duplicate = report.rows_rejected = report.rows_read = 0
     report.seconds = time.perf_counter() - started
@@ -1024,6 +1216,7 @@ def _record_failure(engine, report, spec, digest, principal, now, exc: FeedError
             content_sha256=digest, spec=spec.text, spec_name=spec.name, status="failed",
             started_at=now, finished_at=now + timedelta(seconds=report.seconds),
             error_code=exc.code[:40], note=str(exc)[:2000],
+            stats=json.dumps(stats, ensure_ascii=False, default=str),
         )  # fmt: skip
         session.add(batch)
         session.flush()

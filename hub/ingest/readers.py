@@ -129,9 +129,12 @@ def _check_header(
                 expected=repr(delimiter),
                 found=repr(found[0]),
             )
+    hint = ""
+    if not records and not set(wanted) & set(header):  # nothing matches: a title row?
+        hint = f" (is line {spec.header_row} the header? title rows above it: set header_row)"
     raise FeedError(
         "missing_column",
-        "the file lacks column(s) the spec maps: " + ", ".join(missing),
+        "the file lacks column(s) the spec maps: " + ", ".join(missing) + hint,
         columns=", ".join(missing),
         found=", ".join(header[:20]),
     )
@@ -169,8 +172,10 @@ def _line_numbers(lines: list[bytes], first: int, bad: list[str], spec: Spec) ->
 def read_csv(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
     size = _size(source)
     _empty(source, size)
+    for _ in range(spec.header_row - 1):  # title rows above the header
+        source.readline()
     header_bytes = source.readline()
-    header_text = _decode(header_bytes, spec, 1).lstrip("\ufeff").rstrip("\r\n")
+    header_text = _decode(header_bytes, spec, spec.header_row).lstrip("\ufeff").rstrip("\r\n")
     header = [h.strip() for h in next(csv.reader([header_text], delimiter=spec.delimiter))]
     _check_header(header, spec, spec.delimiter)
     ends_ok = _ends_with_newline(source, size)
@@ -178,7 +183,7 @@ def read_csv(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
     convert = pacsv.ConvertOptions(
         column_types={h: pa.string() for h in header}, strings_can_be_null=False
     )
-    line, total, n_problems = 2, 0, 0
+    line, total, n_problems = spec.header_row + 1, 0, 0
     while True:
         lines = source.readlines(CHUNK_BYTES)
         if not lines:
@@ -409,7 +414,9 @@ def read_xlsx(source: BinaryIO, spec: Spec, limits: Limits = Limits()) -> Iterat
         ws = wb[spec.sheet] if spec.sheet is not None else wb.worksheets[0]
         # A cell far to the right (column XFD) would make every row 16,384 values wide:
         # the header is read at most one column past the limit, the rows one past it.
-        first = next(ws.iter_rows(max_row=1, max_col=MAX_COLUMNS + 1, values_only=True), None)
+        top = spec.header_row  # title rows above the header are skipped
+        first = next(ws.iter_rows(min_row=top, max_row=top, max_col=MAX_COLUMNS + 1,
+                                  values_only=True), None)  # fmt: skip
         if first is None:
             raise FeedError("empty_file", "the sheet is empty")
         header = [_cell(h).strip() for h in first]
@@ -424,9 +431,9 @@ def read_xlsx(source: BinaryIO, spec: Spec, limits: Limits = Limits()) -> Iterat
                 "too_many_columns", f"the sheet is {width} columns wide (at most {MAX_COLUMNS})",
                 n=width, limit=MAX_COLUMNS,
             )  # fmt: skip
-        it = ws.iter_rows(min_row=2, max_col=max(width, len(header)), values_only=True)
+        it = ws.iter_rows(min_row=top + 1, max_col=max(width, len(header)), values_only=True)
         n_rows = ws.max_row or 1
-        records, rows, problems, total, n = [], [], [], 0, 1
+        records, rows, problems, total, n = [], [], [], 0, top
         for values in it:
             n += 1
             if values is None or all(v is None or v == "" for v in values):

@@ -14,6 +14,8 @@ A spec is a TOML file (see `data/specs/`)::
     key = ["警情编号"]              # natural key column(s); [] = a hash of the row's content
     city_tolerance_km = 2.0        # how far outside its city a point may lie
     max_age_days = 3650            # older event times are refused
+    header_row = 1                 # csv/xlsx: the line of the header (title rows above it)
+    max_reject_share = 0.2         # a batch rejecting more than this share fails whole
 
     [columns]                      # standard field = source column (or [columns, joined])
     type_code = "警情类别"
@@ -22,13 +24,19 @@ A spec is a TOML file (see `data/specs/`)::
     [values.type_code]             # source value = code of the standard's code table
     "盗窃" = "theft"
 
+    [else]                         # code for a value the [values.*] table does not list
+    type_code = "other"
+
     [datetime_formats]             # strptime format per field, "ISO8601" (default),
     ts = "%Y-%m-%d %H:%M:%S"       # "epoch_s" or "epoch_ms"
 
     [constants]                    # fields with one value for the whole feed
     status = "open"
 
-A bad spec is refused as a whole with a message that names the problem.
+A bad spec is refused as a whole with a message that names the problem, and the valid
+fields or codes where a name is wrong. New specs are checked strictly: a time zone and a
+coordinate system must be stated where they matter, and a time format may not mix 24-hour
+and AM/PM fields (`docs/feeds.md`). Specs kept with old batches are read leniently.
 """
 
 from __future__ import annotations
@@ -51,9 +59,17 @@ FORMATS = ("csv", "jsonl", "geojson", "xlsx")
 _KEYS = {
     "name", "dataset", "format", "encoding", "delimiter", "sheet", "crs", "timezone",
     "classification", "key", "city_tolerance_km", "max_age_days", "columns", "values",
-    "datetime_formats", "constants", "description",
+    "datetime_formats", "constants", "description", "header_row", "else", "max_reject_share",
 }  # fmt: skip
+MAX_HEADER_ROW = 100
 SPECIAL_FORMATS = ("ISO8601", "epoch_s", "epoch_ms")
+# Values the store allows for coded fields without a code table (their status).
+STATUS_CODES = {
+    ("incidents", "status"): ("open", "handling", "closed"),
+    ("help_requests", "status"): ("open", "handling", "closed"),
+    ("cases", "status"): ("open", "closed"),
+    ("cameras", "status"): ("online", "offline"),
+}
 
 
 class FeedError(HubError):
@@ -85,6 +101,9 @@ class Spec:
     datetime_formats: dict[str, str] = field(default_factory=dict)
     constants: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    header_row: int = 1  # csv/xlsx: rows above it (titles) are skipped
+    else_values: dict[str, str] = field(default_factory=dict)  # field -> code for the rest
+    max_reject_share: float = 0.2  # over this share of rejected rows the batch fails
     text: str = ""  # the TOML as given, kept with each batch for lineage
 
     @property
@@ -114,8 +133,55 @@ def _str_map(raw: object, what: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()}
 
 
-def parse_spec(text: str, *, origin: str = "spec") -> Spec:
+def _field_of(ds, name: str, where: str) -> None:
+    if name not in ds.fields:
+        valid = ", ".join(n for n in ds.fields if n != "source_id")
+        raise _bad(f"{where} names {name!r}, not a field of {ds.name}; its fields: {valid}",
+                   field=name)  # fmt: skip
+
+
+def allowed_codes(ds, name: str) -> tuple[str, ...] | None:
+    """The codes a coded field of `ds` accepts (its code table or the store's check), or
+    None for a field that is not coded."""
+    f = ds.fields[name]
+    if f.code_table:
+        return tuple(c.code for c in code_tables()[f.code_table])
+    return STATUS_CODES.get((ds.name, name))
+
+
+def _check_codes(ds, name: str, values: set[str], where: str) -> None:
+    allowed = allowed_codes(ds, name)
+    if allowed is None:
+        return
+    wrong = sorted(values - set(allowed))
+    if wrong:
+        table = ds.fields[name].code_table or f"{ds.name}.{name}"
+        raise _bad(f"{where} maps onto {', '.join(wrong)}, not codes of {table}; "
+                   f"valid: {', '.join(allowed)}", field=name)  # fmt: skip
+
+
+def _check_time_format(name: str, fmt: str) -> None:
+    """Refuse a format whose fields contradict each other: `%H` (24-hour) with `%p` (the
+    AM/PM marker strptime then ignores: 2 PM is read as 02:00), or `%I` (12-hour)
+    without `%p` (every afternoon is read as the morning)."""
+    if fmt in SPECIAL_FORMATS:
+        return
+    if "%H" in fmt and "%p" in fmt:
+        raise _bad(f"[datetime_formats] {name} = {fmt!r} mixes %H (24-hour) with %p (AM/PM): "
+                   "use %I with %p, or %H alone", field=name)  # fmt: skip
+    if "%I" in fmt and "%p" not in fmt:
+        raise _bad(f"[datetime_formats] {name} = {fmt!r} has %I (12-hour) without %p (AM/PM)",
+                   field=name)  # fmt: skip
+
+
+def parse_spec(text: str, *, origin: str = "spec", strict: bool = True) -> Spec:
     """Parse and validate a spec's TOML text.
+
+    Parameters
+    ----------
+    strict
+        Also require what a new spec must state (time zone, coordinate system, time
+        formats that cannot misread); False reads specs kept with old batches.
 
     Raises
     ------
@@ -128,7 +194,8 @@ def parse_spec(text: str, *, origin: str = "spec") -> Spec:
         raise _bad(f"{origin} is not valid TOML ({exc})") from None
     unknown = set(raw) - _KEYS
     if unknown:
-        raise _bad(f"unknown setting(s) {', '.join(sorted(unknown))}")
+        raise _bad(f"unknown setting(s) {', '.join(sorted(unknown))}; "
+                   f"valid: {', '.join(sorted(_KEYS))}")  # fmt: skip
     for required in ("name", "dataset", "format", "columns"):
         if required not in raw:
             raise _bad(f"'{required}' is missing")
@@ -165,42 +232,48 @@ def parse_spec(text: str, *, origin: str = "spec") -> Spec:
         raise _bad("[columns] must be a table")
     columns: dict[str, tuple[str, ...]] = {}
     for name, src in raw["columns"].items():
-        if name not in ds.fields:
-            raise _bad(f"[columns] names {name!r}, not a field of {ds.name}", field=name)
+        _field_of(ds, name, "[columns]")
         cols = (src,) if isinstance(src, str) else tuple(src) if isinstance(src, list) else ()
         if not cols or not all(isinstance(c, str) and c for c in cols):
             raise _bad(f"[columns] {name} must be a column name or a list of them")
         columns[name] = cols
     constants = _str_map(raw.get("constants", {}), "constants")
-    for name in constants:
-        if name not in ds.fields:
-            raise _bad(f"[constants] names {name!r}, not a field of {ds.name}")
+    for name, value in constants.items():
+        _field_of(ds, name, "[constants]")
+        _check_codes(ds, name, {value}, f"[constants] {name}")
     point_from_geometry = fmt == "geojson" and ds.has_point
     for f in ds.required:
         if f == "source_id" or (point_from_geometry and f in ("lon", "lat")):
             continue
         if f not in columns and f not in constants:
-            raise _bad(f"required field {f!r} of {ds.name} is neither mapped nor constant")
+            raise _bad(f"required field {f!r} of {ds.name} is neither mapped nor constant",
+                       field=f)  # fmt: skip
     values = raw.get("values", {})
     if not isinstance(values, dict):
         raise _bad("[values] must hold one table per field")
     value_maps = {}
     for name, mapping in values.items():
-        if name not in ds.fields:
-            raise _bad(f"[values.{name}]: not a field of {ds.name}")
+        _field_of(ds, name, f"[values.{name}]")
         value_maps[name] = _str_map(mapping, f"values.{name}")
-        table = ds.fields[name].code_table
-        if table:
-            allowed = {c.code for c in code_tables()[table]}
-            wrong = sorted(set(value_maps[name].values()) - allowed)
-            if wrong:
-                raise _bad(f"[values.{name}] maps onto {', '.join(wrong)}, not codes of {table}")
+        _check_codes(ds, name, set(value_maps[name].values()), f"[values.{name}]")
+    else_values = _str_map(raw.get("else", {}), "else")
+    for name, value in else_values.items():
+        _field_of(ds, name, "[else]")
+        if name not in value_maps:
+            raise _bad(f"[else] {name}: there is no [values.{name}] table it completes",
+                       field=name)  # fmt: skip
+        _check_codes(ds, name, {value}, f"[else] {name}")
     formats = _str_map(raw.get("datetime_formats", {}), "datetime_formats")
     for name, fmt_ in formats.items():
         if name not in ds.fields or ds.fields[name].kind not in ("datetime", "date"):
-            raise _bad(f"[datetime_formats] {name!r} is not a date or time field of {ds.name}")
+            valid = [n for n, f in ds.fields.items() if f.kind in ("datetime", "date")]
+            raise _bad(f"[datetime_formats] {name!r} is not a date or time field of {ds.name}; "
+                       f"its date and time fields: {', '.join(valid)}", field=name)  # fmt: skip
         if fmt_ not in SPECIAL_FORMATS and "%" not in fmt_:
-            raise _bad(f"[datetime_formats] {name} = {fmt_!r} has no % directive")
+            raise _bad(f"[datetime_formats] {name} = {fmt_!r} has no % directive; use a "
+                       f"strptime format or one of {', '.join(SPECIAL_FORMATS)}")  # fmt: skip
+        if strict:
+            _check_time_format(name, fmt_)
     key = raw.get("key", [])
     key = (key,) if isinstance(key, str) else key
     if not isinstance(key, list | tuple) or not all(isinstance(k, str) and k for k in key):
@@ -210,20 +283,45 @@ def parse_spec(text: str, *, origin: str = "spec") -> Spec:
     try:
         tolerance = float(raw.get("city_tolerance_km", 2.0))
         max_age = int(raw.get("max_age_days", 3650))
+        header_row = int(raw.get("header_row", 1))
+        max_reject = float(raw.get("max_reject_share", 0.2))
     except (TypeError, ValueError):
-        raise _bad("city_tolerance_km and max_age_days must be numbers") from None
+        raise _bad("city_tolerance_km, max_age_days, header_row and max_reject_share must be "
+                   "numbers") from None  # fmt: skip
     if not 0 <= tolerance <= 50 or max_age < 1:
         raise _bad("city_tolerance_km must lie in 0..50 and max_age_days be at least 1")
+    if not 1 <= header_row <= MAX_HEADER_ROW or (header_row > 1 and fmt not in ("csv", "xlsx")):
+        raise _bad(f"header_row must lie in 1..{MAX_HEADER_ROW}, and only csv and xlsx have one")
+    if not 0 <= max_reject <= 1:
+        raise _bad("max_reject_share must lie in 0..1 (1 = never fail on rejects)")
+    if strict:
+        _explicit(raw, ds, columns, formats, point_from_geometry)
     return Spec(
         name=str(raw["name"])[:80], dataset=ds.name, format=fmt, encoding=encoding,
         delimiter=delimiter, sheet=raw.get("sheet"), crs=crs, timezone=tz,
         classification=classification, key=tuple(key), city_tolerance_km=tolerance,
         max_age_days=max_age, columns=columns, values=value_maps, datetime_formats=formats,
-        constants=constants, description=str(raw.get("description", "")), text=text,
+        constants=constants, description=str(raw.get("description", "")), header_row=header_row,
+        else_values=else_values, max_reject_share=max_reject, text=text,
     )  # fmt: skip
 
 
-def load_spec(path: Path | str) -> Spec:
+def _explicit(raw: dict, ds, columns: dict, formats: dict, point_from_geometry: bool) -> None:
+    """A new spec states its time zone where a time could be read in one, and its
+    coordinate system where it maps points: a default silently taken is how a feed's
+    times move by eight hours and its points by half a kilometre."""
+    zoned = [n for n in columns if ds.fields[n].kind == "datetime"
+             and formats.get(n, "ISO8601") not in ("epoch_s", "epoch_ms")]  # fmt: skip
+    if zoned and "timezone" not in raw:
+        raise _bad(f"no timezone: the times of {', '.join(zoned)} need one (e.g. timezone = "
+                   '"Asia/Shanghai", or "UTC" for times that carry their zone)',
+                   problem_code="no_timezone")  # fmt: skip
+    if ds.has_point and ("lon" in columns or point_from_geometry) and "crs" not in raw:
+        raise _bad(f"no crs: say which coordinate system the points are in "
+                   f"({', '.join(SYSTEMS)})", problem_code="no_crs")  # fmt: skip
+
+
+def load_spec(path: Path | str, *, strict: bool = True) -> Spec:
     """Read a spec file, or a spec of `data/specs/` by name (without `.toml`).
 
     Raises
@@ -240,7 +338,7 @@ def load_spec(path: Path | str) -> Spec:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise _bad(f"{p.name} is not UTF-8 text") from None
-    return parse_spec(text, origin=p.name)
+    return parse_spec(text, origin=p.name, strict=strict)
 
 
 def shipped_specs() -> dict[str, Spec]:
