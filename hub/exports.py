@@ -141,6 +141,11 @@ def footer(principal: Principal, export_id: int, now: datetime, purpose: str | N
     )
 
 
+# Export headers in Chinese: a file is read without the code tables at hand.
+HEADERS = {"city": "地市", "district": "区县", "type": "警情类型", "severity": "警情等级",
+           "day": "日期", "weekday": "星期", "hour": "时段", "count": "数量"}  # fmt: skip
+
+
 def register_export(
     session: Session,
     principal: Principal,
@@ -155,8 +160,13 @@ def register_export(
     case_no: str | None = None,
     record_ids: list[str] | None = None,
     owner_cities: list[str] | None = None,
+    keys: tuple[str, ...] | None = None,
 ) -> ExportFile:
     """Audit, register and write one export of `frame` (already authorised and masked).
+
+    Column names are written as people read them (`HEADERS`). `keys` are the columns a
+    spreadsheet joins on, left free of the invisible mark (`watermark._marked_rows`); by
+    default every text column, since an export of counts is all grouping keys.
 
     Raises
     ------
@@ -179,7 +189,10 @@ def register_export(
     mark = watermark.Mark.sign(export_id, key)
     text = footer(principal, export_id, now, purpose)
     writer = watermark.write_xlsx if fmt == "xlsx" else watermark.write_csv
-    data = writer(frame, mark, text, tz=LOCAL_TZ)
+    if keys is None:
+        keys = tuple(c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c]))
+    shown = frame.rename(columns=lambda c: HEADERS.get(c, c))
+    data = writer(shown, mark, text, tz=LOCAL_TZ, keys=tuple(HEADERS.get(c, c) for c in keys))
     local = now.astimezone(ZoneInfo(LOCAL_TZ))
     filename = f"{dataset}-{local:%Y%m%d-%H%M}-{export_id}.{fmt}"
     session.add(

@@ -7,7 +7,7 @@ from ui import audit as ui_audit
 from ui.auth import guard
 from ui.errors import show_error
 from ui.frame import city_names, hub_or_stop
-from ui.i18n import t
+from ui.i18n import label, t
 from ui.tables import local_time, localise
 
 principal = guard("audit")
@@ -25,8 +25,10 @@ sections = dict(zip(tabs, st.tabs(tabs), strict=True))
 with sections[t("tab_log")]:
     c1, c2, c3, c4 = st.columns(4)
     username = c1.text_input(t("filter_username"), max_chars=64)
-    action = c2.text_input(t("filter_action"), max_chars=32)
-    city = c3.selectbox(t("city"), ["", *names], format_func=lambda c: names.get(c, t("sit_all")))
+    actions = {"": t("sit_all"), **{a: label("action", a) for a in ui_audit.audit_actions()}}
+    action = c2.selectbox(t("filter_action"), list(actions), format_func=actions.get)
+    cities = {"": t("sit_all"), **names}
+    city = c3.selectbox(t("city"), list(cities), format_func=cities.get)
     subject = c4.text_input(t("filter_subject"), max_chars=64, help=t("filter_subject_help"))
     log = hub.audit_log(principal, username=username, action=action, city=city, subject=subject)
     st.caption(t("rows_shown", n=len(log)))
@@ -35,11 +37,7 @@ with sections[t("tab_log")]:
 with sections[t("tab_chain")]:
     st.caption(t("chain_explained"))
     if st.button(t("verify_chain"), type="primary"):
-        result = hub.verify_audit_chain(principal)
-        if result.ok:
-            st.success(t("chain_ok", n=result.checked))
-        else:
-            st.error(t("chain_broken", seq=result.first_broken_seq, reason=result.reason))
+        ui_audit.chain_result(hub.verify_audit_chain(principal))
 
 with sections[t("tab_alarms")]:
     alarms = hub.alarms(principal)
@@ -47,16 +45,14 @@ with sections[t("tab_alarms")]:
         st.info(t("no_open_alarms"))
     else:
         st.dataframe(
-            [{t("col_time"): local_time(a.ts, "%Y-%m-%d %H:%M"), t("col_rule"): t("rule_" + a.rule), t("col_severity"): a.severity,
-              t("col_user"): a.username, t("col_city"): names.get(a.city_code or "", a.city_code), t("col_detail"): ", ".join(f"{k}={v}" for k, v in a.detail.items() if k not in ("action", "username"))}
+            [{t("col_time"): local_time(a.ts, "%Y-%m-%d %H:%M"), t("col_rule"): t("rule_" + a.rule), t("col_severity"): label("alarm_severity", a.severity),
+              t("col_user"): a.username, t("col_city"): names.get(a.city_code or "", a.city_code or "—"), t("col_detail"): ui_audit.alarm_detail(a.detail)}
              for a in alarms],
             hide_index=True, width="stretch",
         )  # fmt: skip
         with st.form("close_alarm"):
-            chosen = st.selectbox(
-                t("alarm_to_close"), [a.id for a in alarms],
-                format_func=lambda i: next(f"#{a.id} {t('rule_' + a.rule)} · {a.username}" for a in alarms if a.id == i),
-            )  # fmt: skip
+            shown = {a.id: f"#{a.id} {t('rule_' + a.rule)} · {a.username}" for a in alarms}
+            chosen = st.selectbox(t("alarm_to_close"), list(shown), format_func=shown.get)
             note = st.text_area(t("close_note"), max_chars=1000)
             if st.form_submit_button(t("close_alarm")):
                 try:
@@ -88,8 +84,9 @@ if principal.role == "city_approver":
             with st.form("close_review"):
                 rid = st.selectbox(t("review_to_close"), list(reviews["id"]))
                 note = st.text_input(t("close_note"), max_chars=1000)
-                outcome = st.radio(t("review_outcome"), ["accept", "reject"], horizontal=True,
-                                   format_func=lambda o: t(f"review_outcome_{o}"))  # fmt: skip
+                outcomes = {o: t(f"review_outcome_{o}") for o in ("accept", "reject")}
+                outcome = st.radio(t("review_outcome"), list(outcomes), horizontal=True,
+                                   format_func=outcomes.get)  # fmt: skip
                 if st.form_submit_button(t("close_review")):
                     try:
                         hub.close_review(principal, int(rid), note, outcome=outcome)

@@ -37,7 +37,12 @@ if found.total == 0:
 
 left, right = st.columns([3, 2])
 with left:
-    st.dataframe(ui_ex.readable(found.pivot, names), hide_index=True, width="stretch", height=360)
+    st.dataframe(
+        ui_ex.readable(found.pivot, names, query.columns),
+        hide_index=True,
+        width="stretch",
+        height=360,
+    )
     st.subheader(t("ex_daily"))
     daily = found.daily.assign(city_code="all")
     st.altair_chart(charts.trend(daily, {"all": t("ex_selection")}), width="stretch")
@@ -59,7 +64,8 @@ with st.container(border=True):
     st.markdown(f"**{t('ex_export')}**")
     st.caption(t("ex_export_help"))
     c1, c2, c3 = st.columns([1, 1, 3], vertical_alignment="bottom")
-    fmt = c1.radio(t("ex_format"), ["xlsx", "csv"], horizontal=True, key="ex_fmt")
+    fmt = c1.radio(t("ex_format"), ["xlsx", "csv"], format_func=str.upper, horizontal=True,
+                   key="ex_fmt")  # fmt: skip
     if c2.button(t("ex_prepare"), type="primary"):  # one registered export per click
         try:
             st.session_state["ex_file"] = hub.export_exploration(principal, query, fmt)

@@ -5,7 +5,7 @@ import streamlit as st
 from hub.security.errors import HubError
 from ui.auth import guard
 from ui.errors import show_error
-from ui.feeds import label, readable, rejects_table
+from ui.feeds import label, preview_view, readable, rejects_table, rollback_form
 from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
 from ui.text import plain
@@ -30,6 +30,7 @@ with st.form("ingest"):
     upload = st.file_uploader(
         t("feeds_file"), type=["csv", "txt", "jsonl", "json", "geojson", "xlsx"]
     )
+    dry_run = st.checkbox(t("feeds_dry_run"), value=True, help=t("feeds_dry_run_help"))
     submitted = st.form_submit_button(t("feeds_submit"), type="primary")
 
 if submitted and upload is None:
@@ -40,6 +41,7 @@ elif submitted:
         st.session_state["feed_report"] = hub.ingest_feed(
             principal, city=city, spec_name=spec, filename=upload.name, data=upload.getvalue(),
             progress=lambda f, n: bar.progress(min(1.0, f), text=t("feeds_progress", rows=f"{n:,}")),
+            dry_run=dry_run,
         )  # fmt: skip
     except HubError as exc:
         st.session_state.pop("feed_report", None)
@@ -47,7 +49,13 @@ elif submitted:
     bar.empty()
 
 report = st.session_state.get("feed_report")
-if report is not None:
+if report is not None and report.dry_run:
+    st.subheader(t("feeds_preview_heading"))
+    keys = ["read", "inserted", "updated", "unchanged", "duplicate", "rejected"]
+    for col, key in zip(st.columns(len(keys)), keys, strict=True):
+        col.metric(t(f"feeds_rows_{key}"), f"{getattr(report, f'rows_{key}'):,}")
+    preview_view(report)
+elif report is not None:
     if report.status == "done":
         st.success(t("feeds_done", batch=report.batch_id, inserted=f"{report.rows_inserted:,}",
                      updated=f"{report.rows_updated:,}", seconds=f"{report.seconds:.1f}"))  # fmt: skip
@@ -70,3 +78,4 @@ shown = ["id", "started_at", "city_code", "dataset", "spec_name", "source_name",
          "rows_rejected", "error_code"]  # fmt: skip
 batches = hub.feed_batches(principal).head(50)[shown]
 st.dataframe(readable(batches, names), hide_index=True, width="stretch")
+rollback_form(hub, principal, batches)

@@ -24,7 +24,7 @@ with tabs[0]:
         st.dataframe(readable(card, names), hide_index=True, width="stretch")
 
 with tabs[1]:
-    feeds = list(zip(card["city_code"], card["dataset"], strict=True))
+    feeds = list(dict.fromkeys(zip(card["city_code"], card["dataset"], strict=True)))
     pick = st.selectbox(t("quality_pick_feed"), feeds, format_func=lambda f: feed_label(*f, names))
     if pick:
         trend = hub.feed_batches(principal, city=pick[0], dataset=pick[1])

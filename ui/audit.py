@@ -9,13 +9,52 @@ import pandas as pd
 import streamlit as st
 
 from hub import transparency
-from hub.codes import code_values, label
 from hub.exports import ViewMatch
+from hub.security.audit import WARNINGS, Verification
 from hub.security.errors import HubError
 from ui.errors import show_error
-from ui.i18n import lang, t
-from ui.tables import LOCAL_TZ, local_time, localise
+from ui.i18n import catalogue, label, lang, t
+from ui.tables import EMPTY, LOCAL_TZ, duration_text, local_time, localise, subject_text
 from ui.text import plain
+
+
+def audit_actions() -> list[str]:
+    """The audited actions the log can be filtered by: those the catalogue names."""
+    return sorted(k.removeprefix("action_") for k in catalogue() if k.startswith("action_"))
+
+
+def alarm_detail(detail: dict[str, object]) -> str:
+    """An alarm's particulars as labelled values ("查询次数：30 · 时间窗（分钟）：10")."""
+    parts = []
+    for key, value in detail.items():
+        if key in ("action", "username"):
+            continue
+        shown = subject_text(value) if key == "key" else EMPTY if value is None else value
+        name = t(f"alarm_detail_{key}") if f"alarm_detail_{key}" in catalogue() else key
+        parts.append(f"{name}：{shown}" if lang() == "zh" else f"{name}: {shown}")
+    return " · ".join(parts)
+
+
+def chain_result(result: Verification) -> None:
+    """The chain check: intact or where it breaks, how far signed checkpoints vouch for
+    it, and each finding (a finding against the checkpoint file has no entry number)."""
+    if result.ok:
+        st.success(t("chain_ok", n=result.checked))
+    else:
+        first = next((f for f in result.findings if f.kind not in WARNINGS), None)
+        kind = first.kind if first else "broken"
+        if result.first_broken_seq is None:
+            st.error(t("chain_broken_no_seq", reason=t(f"finding_{kind}")))
+        else:
+            st.error(t("chain_broken", seq=result.first_broken_seq, reason=t(f"finding_{kind}")))
+    if result.anchored_seq is not None:
+        st.caption(t("chain_anchored", seq=int(result.anchored_seq), n=int(result.unanchored)))
+    if result.findings:
+        st.markdown(f"**{t('chain_findings')}**")
+        for f in result.findings:
+            text = t(f"finding_{f.kind}") if f"finding_{f.kind}" in catalogue() else plain(f.kind)
+            where = t("finding_at_seq", seq=int(f.seq)) if f.seq is not None else ""
+            st.markdown(f"- {text}{where}")
 
 
 def quarters(now: datetime, n: int = 6) -> list[str]:
@@ -41,13 +80,23 @@ def _table(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
         out["city_code"] = out["city_code"].map(lambda c: names.get(c, c))
     if "purpose" in out:
         out["purpose"] = out["purpose"].map(
-            lambda p: label("purpose", p, lang()) if p in code_values("purpose") else p
+            lambda p: EMPTY if p == transparency.NO_PURPOSE else label("purpose", p)
         )
     if "direction" in out:
         out["direction"] = out["direction"].map(lambda d: t(f"trc_{d}"))
     if "rule" in out:
         out["rule"] = out["rule"].map(lambda r: t(f"rule_{r}"))
-    return out.rename(columns={c: t(f"trc_{c}") for c in _COLUMNS if c in out}).astype(str)
+    if "median_decision" in out:
+        out["median_decision"] = out["median_decision"].map(_span)
+    out = localise(out, names)
+    return out.rename(columns={c: t(f"trc_{c}") for c in _COLUMNS if c in out})
+
+
+def _span(value: object) -> str:
+    """A decision time (a Timedelta, or seconds) as people say it."""
+    if value is None or value != value:
+        return EMPTY
+    return duration_text(value.total_seconds() if hasattr(value, "total_seconds") else float(value))
 
 
 def transparency_section(hub, principal, names: dict[str, str]) -> None:
@@ -108,9 +157,28 @@ def leak_section(hub, principal) -> None:
     st.error(t("leak_match", id=match.export_id, user=plain(match.username), role=t("role_" + match.role),
                time=local_time(match.ts, "%Y-%m-%d %H:%M"), rows=match.row_count),
              icon=":material/fingerprint:")  # fmt: skip
-    st.json({"dataset": match.dataset, "query": match.query, "purpose": match.purpose,
-             "case_no": match.case_no, "file": match.filename, "byte_identical": match.same_file,
-             "also_marks_of": list(match.other_ids)})  # fmt: skip
+    facts = {
+        t("field_dataset"): label("dataset", match.dataset),
+        t("leak_query"): _query_text(match.query),
+        t("field_purpose"): label("purpose", match.purpose),
+        t("field_case_no"): match.case_no or EMPTY,
+        t("leak_file"): match.filename or EMPTY,
+        t("leak_same_file"): t("yes") if match.same_file else t("no"),
+        t("leak_also_marks_of"): ", ".join(f"#{i}" for i in match.other_ids) or EMPTY,
+    }
+    st.dataframe(pd.DataFrame({t("leak_fact"): list(facts), t("leak_value"): list(map(str, facts.values()))}),
+                 hide_index=True, width="stretch")  # fmt: skip
+
+
+def _query_text(query: object) -> str:
+    """An export's stored query (a dict of filters) as labelled text."""
+    if not query:
+        return EMPTY
+    if not isinstance(query, dict):
+        return str(query)
+    if set(query) == {"kind", "value"}:
+        return subject_text(f"{query['kind']}:{query['value']}")
+    return " · ".join(f"{k}={v}" for k, v in query.items() if v not in (None, "", [], ()))
 
 
 def exports_section(hub, principal) -> None:

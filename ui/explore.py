@@ -51,12 +51,19 @@ def query_bar(names: dict[str, str], now: datetime) -> ExploreQuery | None:
                         tuple(sev), tuple(rows), col if col not in rows else None)  # fmt: skip
 
 
-def readable(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    """Codes as names and labels, columns titled in the current language."""
+def readable(frame: pd.DataFrame, names: dict[str, str], column: str | None = None) -> pd.DataFrame:
+    """Codes as names and labels, columns titled in the current language.
+
+    Parameters
+    ----------
+    column
+        The dimension spread across the columns (its values are the column headers, which
+        are labelled as well: "盗窃", not `theft`).
+    """
     out = frame.copy()
     districts = districts_of([])
     maps = {
-        "city": names.get, "district": lambda c: districts.get(c, c),
+        "city": lambda c: names.get(c, c), "district": lambda c: districts.get(c, c),
         "type": lambda c: label("incident_type", c, lang()),
         "severity": lambda c: label("severity", str(c), lang()),
         "weekday": lambda d: t(f"weekday_{('mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')[d]}"),
@@ -65,4 +72,9 @@ def readable(frame: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
         if dim in out:
             out[dim] = out[dim].map(fn)
     renamed = {d: t(f"ex_dim_{d}") for d in DIMENSIONS if d in out}
+    if column in maps:
+        renamed |= {c: str(maps[column](c)) for c in out.columns if c not in renamed}
+    elif column:
+        renamed |= {c: str(c) for c in out.columns if c not in renamed}
+    out.columns.name = None
     return out.rename(columns={**renamed, "count": t("chart_incidents")})

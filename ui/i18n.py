@@ -8,6 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from hub.codes import code_tables
+
 STRINGS_FILE = Path(__file__).with_name("strings.toml")
 LANGUAGES = {"zh": "中文", "en": "English"}
 DEFAULT_LANG = "zh"
@@ -27,6 +29,43 @@ def t(key: str, **values: object) -> str:
     """The string for `key` in the current language; KeyError for an unknown key."""
     text = catalogue()[key][lang()]
     return text.format(**values) if values else text
+
+
+def label(kind: str, code: object) -> str:
+    """A code value as people read it, in the current language.
+
+    Parameters
+    ----------
+    kind
+        A code table of the standard (`purpose`, `incident_type`, ... in data/codes.toml)
+        or a catalogue family: `role`, `level`, `action`, `decision`, `dataset`, `status`,
+        `kind` (subject kinds), whose entries are `<kind>_<code>` in ui/strings.toml.
+    code
+        The stored value; None (or NaN) reads as a dash.
+
+    Returns
+    -------
+    str
+        The label; an action audited as refused (`<action>_refused`) reads as the action
+        and "refused"; a decision that is a refusal's error code reads as "refused". A code
+        the catalogue does not know yet is shown as it is (tests/test_language.py finds it).
+    """
+    if code is None or code != code:  # NaN is not equal to itself
+        return "—"
+    code = str(code)
+    tables = code_tables()
+    if kind in tables:
+        entry = next((c for c in tables[kind] if c.code == code), None)
+        if entry:
+            return entry.label(lang())
+    known = catalogue()
+    if f"{kind}_{code}" in known:
+        return t(f"{kind}_{code}")
+    if kind == "action" and code.endswith("_refused"):
+        return t("lang_refused_action", action=label("action", code.removesuffix("_refused")))
+    if kind == "decision" and f"err_{code}" in known:
+        return t("decision_refused")
+    return code
 
 
 def language_switch() -> None:

@@ -51,6 +51,7 @@ import operator
 import re
 import zipfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -209,22 +210,42 @@ def _markable(value) -> bool:
     return isinstance(value, str) and any(ch.isalpha() for ch in value)
 
 
-def _marked_rows(frame: pd.DataFrame, mark: Mark, footer_text: str, tz: str) -> list[list]:
-    """Header, data rows and footer as plain values: neutralised, then marked."""
+# With key columns, the mark rides in a column of its own on every row.
+MARK_COLUMN = "来源标记"
+MARK_TEXT = "省级数据平台导出"
+
+
+def _marked_rows(
+    frame: pd.DataFrame, mark: Mark, footer_text: str, tz: str, keys: Sequence[str] = ()
+) -> list[list]:
+    """Header, data rows and footer as plain values: neutralised, then marked.
+
+    Cells of `keys` columns (city names, type labels: what a spreadsheet joins or looks
+    up on) and their headers stay unmarked, so they equal the same text typed elsewhere;
+    a `MARK_COLUMN` then carries the mark on every row instead.
+    """
     zone, invisible = ZoneInfo(tz), mark.invisible()
+    keep = [c in keys for c in frame.columns] + ([False] if keys else [])
 
     def cells(values) -> list:
         safe = [neutralise(_plain(v, zone)) for v in values]
-        return [v + invisible if _markable(v) else v for v in safe]
+        return [v + invisible if _markable(v) and not key else v
+                for v, key in zip(safe, keep + [False] * len(safe), strict=False)]  # fmt: skip
 
-    rows = [cells(frame.columns)]
-    rows += [cells(record) for record in frame.itertuples(index=False, name=None)]
+    extra = [MARK_TEXT] if keys else []
+    rows = [cells([*frame.columns, *([MARK_COLUMN] if keys else [])])]
+    rows += [cells([*record, *extra]) for record in frame.itertuples(index=False, name=None)]
     rows.append(cells([footer_text]))
     return rows
 
 
 def write_csv(
-    frame: pd.DataFrame, mark: Mark, footer_text: str, *, tz: str = "Asia/Shanghai"
+    frame: pd.DataFrame,
+    mark: Mark,
+    footer_text: str,
+    *,
+    tz: str = "Asia/Shanghai",
+    keys: Sequence[str] = (),
 ) -> bytes:
     """A CSV export: header, rows, then a one-cell footer line; UTF-8 with BOM.
 
@@ -238,6 +259,8 @@ def write_csv(
         The visible footer ("导出人 … 时间 … 编号 …").
     tz
         Time zone aware timestamps are written in, without an offset.
+    keys
+        Columns left unmarked (see `_marked_rows`).
 
     Returns
     -------
@@ -247,12 +270,17 @@ def write_csv(
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows(_marked_rows(frame, mark, footer_text, tz))
+    writer.writerows(_marked_rows(frame, mark, footer_text, tz, keys))
     return out.getvalue().encode("utf-8-sig")
 
 
 def write_xlsx(
-    frame: pd.DataFrame, mark: Mark, footer_text: str, *, tz: str = "Asia/Shanghai"
+    frame: pd.DataFrame,
+    mark: Mark,
+    footer_text: str,
+    *,
+    tz: str = "Asia/Shanghai",
+    keys: Sequence[str] = (),
 ) -> bytes:
     """An XLSX export: header (bold, frozen), rows, a footer row, and the mark also as a
     custom document property.
@@ -267,6 +295,8 @@ def write_xlsx(
         The visible footer ("导出人 … 时间 … 编号 …").
     tz
         Time zone aware timestamps are written in, without an offset.
+    keys
+        Columns left unmarked (see `_marked_rows`).
 
     Returns
     -------
@@ -276,7 +306,7 @@ def write_xlsx(
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = "export"
-    rows = _marked_rows(frame, mark, footer_text, tz)
+    rows = _marked_rows(frame, mark, footer_text, tz, keys)
     for row in rows:
         # Every string is neutralised, so none starts with "=" and openpyxl stores each
         # one as text, never as a formula.
