@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from hub import models as m
 from hub import partitions, rollup
+from hub.models import RecordVersion
 from hub.security import audit
 from hub.security.policy import Principal
 
@@ -126,6 +127,18 @@ def apply_retention(
             kept += held
             if not dry_run:
                 _drop_day(session, model, part, in_day & keep)
+        if not dry_run and (victims or whole):
+            # The history of purged records is purged with them: it holds their content.
+            gone = ~exists(
+                select(model.id).where(
+                    model.city_code == RecordVersion.city_code,
+                    model.source_id == RecordVersion.source_id,
+                )
+            )
+            session.execute(
+                delete(RecordVersion).where(RecordVersion.dataset == dataset, gone)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
         dropped = [p.table for p in whole]
         audit.record(
             session, principal, "retention", now=now, username=None if principal else "cli",

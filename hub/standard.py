@@ -85,7 +85,11 @@ def entity_schema(model: type[m.Base]) -> dict:
     }
     uniques = [ix for ix in table.indexes if ix.unique]
     if uniques:
-        schema["x-natural-key"] = [c.name for c in uniques[0].columns]
+        # A record is identified by its city and source id; the store's unique index also
+        # carries the time where the table is partitioned by day (PostgreSQL needs the
+        # partition key in it), which is storage, not identity.
+        key = [c.name for c in uniques[0].columns]
+        schema["x-natural-key"] = key[:-1] if key[-2:] == ["source_id", "ts"] else key
     return schema
 
 

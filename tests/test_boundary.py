@@ -95,7 +95,8 @@ def test_role_refusals_are_audited(env, method: str) -> None:
     officer = principal(engine, "officer.hf")
     entry = _refused_once(env, lambda h: ROLE_REFUSALS[method](h, officer), "role_not_allowed")
     assert entry.username == "officer.hf"
-    assert entry.action == f"{method}_refused"[: len(entry.action)]
+    # named after the method, or after the action it attempted (a facade's view/export)
+    assert entry.action in (f"{method}_refused"[:32], "view_refused", "export_refused")
 
 
 @pytest.mark.parametrize("method", sorted(DOMAIN_REFUSALS))

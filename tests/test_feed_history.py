@@ -192,3 +192,51 @@ def test_feed_desk_previews_by_role_and_rolls_back_audited(tmp_path_factory):
     with transaction(engine) as s:
         last = s.scalars(select(m.AuditEntry).order_by(m.AuditEntry.seq.desc())).first()
     assert (last.action, last.decision) == ("feed_rollback_refused", "unknown_batch")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_retention_purges_the_history_of_the_records_it_purges(backend, tmp_path_factory):
+    """History is records: when retention removes a record, its versions (with their
+    sealed content) go too; history of records still kept stays."""
+    from datetime import timedelta
+
+    from hub.retention import apply_retention
+
+    engine = seeded_copy(backend, tmp_path_factory)
+    feed(engine, file_a())
+
+    def versions_and_records() -> tuple[set, set]:
+        with transaction(engine) as s:
+            keys = set(
+                s.execute(
+                    select(m.RecordVersion.city_code, m.RecordVersion.source_id).where(
+                        m.RecordVersion.dataset == "incidents"
+                    )
+                ).all()
+            )
+            stored = set(
+                s.execute(
+                    select(m.Incident.city_code, m.Incident.source_id)
+                    .where(m.Incident.source_id.like("STD-%"))
+                    .execution_options(policy="validation")
+                ).all()
+            )
+            return keys, stored
+
+    keys, stored = versions_and_records()
+    assert keys and keys == stored
+    with transaction(engine) as s:
+        times = sorted(
+            s.scalars(
+                select(m.Incident.ts)
+                .where(m.Incident.source_id.like("STD-%"))
+                .execution_options(policy="validation")
+            )
+        )
+    # one day kept, two days after the feed's newest record (PostgreSQL drops whole days)
+    with transaction(engine) as s:
+        apply_retention(s, {"incidents": 1}, now=times[-1] + timedelta(days=2, seconds=1))
+    left, kept = versions_and_records()
+    assert not kept, "the feed's records expired"
+    assert left == kept
+    engine.dispose()

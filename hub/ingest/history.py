@@ -168,10 +168,15 @@ def rollback(session: Session, batch_id: int, *, principal: Principal | None,
     updated = [v for v in versions if v.op == "update"]
     try:
         for start in range(0, len(inserted), CHUNK):
-            conn.execute(delete(table).where(
-                table.c.city_code == batch.city_code,
-                table.c.source_id.in_(inserted[start : start + CHUNK]),
-            ))  # fmt: skip
+            these = (table.c.city_code == batch.city_code) & table.c.source_id.in_(
+                inserted[start : start + CHUNK]
+            )
+            if table.name == "sightings":  # hits raised on reads that were never true go too
+                hits = m.WatchHit.__table__
+                conn.execute(
+                    delete(hits).where(hits.c.sighting_id.in_(select(table.c.id).where(these)))
+                )
+            conn.execute(delete(table).where(these))
         if updated:
             rows = [{**_decode(table, v.previous), "_id": v.record_id} for v in updated]
             by_cols: dict[tuple, list[dict]] = {}
