@@ -55,6 +55,7 @@ PLATE_LETTER = {
 PURSUIT_PLATE = "皖AK7P35"
 PURSUIT_CASE_NO = "A340100202600001"
 PURSUIT_FROM, PURSUIT_TO = "340100", "341100"
+_TOWN_KMH, _ROAD_DETOUR = 60.0, 1.3
 
 
 @dataclass(frozen=True)
@@ -613,18 +614,23 @@ def _pursuit_sightings(cameras: pd.DataFrame, anchor: datetime) -> pd.DataFrame:
         [road[from_city.loc[road.index]].tail(4), road[~from_city.loc[road.index]].head(4)]
     )
     town = cameras[(cameras["city_code"] == PURSUIT_FROM) & (cameras["road_id"] < 0)].head(2)
-    start = pd.Timestamp(anchor) - pd.Timedelta(minutes=95)
     speed = 95.0
     first = seq["dist"].iloc[0]
-    times = [start + pd.Timedelta(minutes=6 * i) for i in range(len(town))]
-    t0 = start + pd.Timedelta(minutes=15)
-    times += [t0 + pd.Timedelta(seconds=round((d - first) / speed * 3600)) for d in seq["dist"]]
+    t0 = pd.Timestamp(anchor) - pd.Timedelta(minutes=80)  # on the road to the border
+    times = [t0 + pd.Timedelta(seconds=round((d - first) / speed * 3600)) for d in seq["dist"]]
+    # The town reads before it at a town pace over the road distance (the straight line
+    # times a detour factor), counted back from the road: a scripted car that drives at
+    # 60 km/h, not one whose implied speed flags it as a cloned plate.
+    hops = pd.concat([town, seq.head(1)])[["lon", "lat"]].to_numpy()
+    for a, b in reversed(list(zip(hops, hops[1:], strict=False))):
+        km = float(haversine_m(*a, *b)) / 1000 * _ROAD_DETOUR
+        times.insert(0, times[0] - pd.Timedelta(seconds=round(km / _TOWN_KMH * 3600)))
     return pd.DataFrame(
         {
             "camera_id": list(town["id"]) + list(seq["id"]),
             "plate": PURSUIT_PLATE,
             "ts": times,
-            "speed_kmh": [40.0] * len(town) + [speed] * len(seq),
+            "speed_kmh": [_TOWN_KMH] * len(town) + [speed] * len(seq),
         }
     )
 

@@ -211,7 +211,7 @@ def lookup(
     if not principal.may_open_records:
         raise AccessDenied("role_no_records", "this role does not open records")
     reason = reason.normalised()
-    check_reason(session, principal, reason)
+    check_reason(session, principal, reason, incident_ok=True)  # a commander's response
     model, fields = DATASETS[dataset]
     allowed = row_filter(session, principal, model, grants)
     stmt = select(model).where(where, allowed)
@@ -247,7 +247,7 @@ def lookup(
     grants_used = tuple(sorted(set(_grants_for(session, model, by_grant, grants).values())))
     audit.record(
         session, principal, action, now=now, dataset=dataset, query=query,
-        purpose=reason.purpose, case_no=reason.case_no, result_count=len(rows),
+        purpose=reason.purpose, case_no=reason.reference, result_count=len(rows),
         record_ids=[f"{dataset}:{r.id}" for r in found],
         owner_cities=[r.city_code for r in found],
         decision="ok" if rows or not pointers else "pointer",

@@ -26,6 +26,12 @@ from hub.security.reasons import Reason
 from hub.validate import is_valid_plate, normalize_plate
 
 MAX_WINDOW = timedelta(days=31)
+# Above this a section between two reads is not a drive but two cars (a cloned plate,
+# 套牌) or a misread: the straight line between the cameras is the shortest road there
+# is, so the real speed was at least the one implied. Two reads at the same moment
+# further apart than one camera's reach (a few hundred metres) are the same case.
+MAX_PLAUSIBLE_KMH = 250.0
+SAME_PLACE_KM = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,9 @@ class Trajectory:
     points: list[dict]  # visible sightings in time order, with camera name and speed
     crossings: list[dict]  # consecutive visible sightings in different cities
     pointers: list[records.Pointer]  # sightings the viewer may not open, by city and level
+    # Sections no car can drive (implied speed above MAX_PLAUSIBLE_KMH): a possible
+    # cloned plate, shown as a warning and never as a crossing or a path.
+    suspect: list[dict] = field(default_factory=list)
     grants_used: tuple[int, ...] = field(default_factory=tuple)
     truncated: bool = False
 
@@ -56,23 +65,37 @@ def check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _speeds(points: list[dict]) -> None:
-    """Average speed from the previous visible sighting (haversine / elapsed time)."""
-    prev = None
+def _speeds(points: list[dict]) -> list[dict]:
+    """Average speed from the previous visible sighting (haversine / elapsed time); each
+    point's `implausible` says whether the section ending there is impossible to drive.
+    Returns those sections (from, to, km, minutes, implied speed; None when no time
+    passed at all)."""
+    prev, suspect = None, []
     for p in points:
-        p["speed_kmh"] = None
+        p["speed_kmh"], p["implausible"] = None, False
         if prev is not None:
             hours = (p["ts"] - prev["ts"]).total_seconds() / 3600
+            km = float(haversine_m(prev["lon"], prev["lat"], p["lon"], p["lat"])) / 1000
             if hours > 0:
-                km = float(haversine_m(prev["lon"], prev["lat"], p["lon"], p["lat"])) / 1000
                 p["speed_kmh"] = round(km / hours, 1)
+            if (p["speed_kmh"] or 0) > MAX_PLAUSIBLE_KMH or (hours <= 0 and km > SAME_PLACE_KM):
+                p["implausible"] = True
+                suspect.append({
+                    "from_id": prev["id"], "to_id": p["id"], "from_ts": prev["ts"], "to_ts": p["ts"],
+                    "from_city": prev["city_code"], "to_city": p["city_code"],
+                    "from_camera": prev["camera"], "to_camera": p["camera"], "km": round(km, 1),
+                    "minutes": round(hours * 60, 1), "speed_kmh": p["speed_kmh"],
+                    "from_lon": prev["lon"], "from_lat": prev["lat"], "to_lon": p["lon"], "to_lat": p["lat"],
+                })  # fmt: skip
         prev = p
+    return suspect
 
 
 def _crossings(points: list[dict]) -> list[dict]:
+    """Consecutive reads in different cities; an impossible section is no crossing."""
     out = []
     for a, b in zip(points, points[1:], strict=False):
-        if a["city_code"] != b["city_code"]:
+        if a["city_code"] != b["city_code"] and not b["implausible"]:
             out.append(
                 {
                     "from_city": a["city_code"],
@@ -119,13 +142,14 @@ def plate_trajectory(
     for p in points:
         p["camera"] = names.get(p["camera_id"])
         p["camera_speed_kmh"] = p.pop("speed_kmh", None)
-    _speeds(points)
+    suspect = _speeds(points)
     return Trajectory(
         plate=value,
         start=start,
         end=end,
         points=points,
         crossings=_crossings(points),
+        suspect=suspect,
         pointers=list(result.pointers),
         grants_used=result.grants_used,
         truncated=result.truncated,

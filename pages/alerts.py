@@ -8,6 +8,7 @@ from ui import response as ui_resp
 from ui.auth import guard
 from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
+from ui.notices import linked_first, select_linked
 
 REFRESH_SECONDS = 10
 principal = guard("alerts")
@@ -32,6 +33,9 @@ with tab_alerts:
         )
         if frame is None:
             return
+        # A notice's link: its alert on top with its details open.
+        linked = select_linked("alert", "al_chosen", set(frame["id"].tolist()))
+        frame = frame.loc[linked_first(frame.index, linked, lambda i: int(frame.at[i, "id"]))]
         m = st.columns(3)
         m[0].metric(t("al_count"), len(frame))
         m[1].metric(t("al_unacked"), int(frame.acknowledged_at.isna().sum()))

@@ -8,7 +8,7 @@ from ui.auth import guard
 from ui.errors import show_error
 from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
-from ui.pointers import pointer_card
+from ui.pointers import await_decisions, pointer_card, request_all
 from ui.reason import reason_form
 from ui.tables import localise, record_table
 
@@ -32,7 +32,10 @@ with st.form("lookup"):
     value = c2.text_input(t("search_value"), max_chars=64)
     go = st.form_submit_button(t("search"), type="primary", disabled=reason is None)
 
-if go and reason is not None:
+
+
+def search(kind: str, value: str, reason) -> None:
+    """Run the lookup and keep it (with what was asked, so an approval can re-run it)."""
     try:
         if kind == "plate":
             st.session_state["lookup_result"] = hub.search_plate(principal, value, reason)
@@ -42,9 +45,14 @@ if go and reason is not None:
             st.session_state["lookup_result"] = hub.search_text(principal, value, reason)
         else:
             st.session_state["lookup_result"] = hub.search_person(principal, kind, value, reason)
+        st.session_state["lookup_asked"] = (kind, value, reason)
     except HubError as exc:
         st.session_state.pop("lookup_result", None)
         show_error(exc)
+
+
+if go and reason is not None:
+    search(kind, value, reason)
 
 result = st.session_state.get("lookup_result")
 if result is not None:
@@ -60,8 +68,15 @@ if result is not None:
             record_table(hub, principal, localise(rows.drop(columns=["city_code"])))
     elif not result.pointers:
         st.info(t("no_results"))
+    asked = st.session_state.get("lookup_asked")
+    if result.pointers and asked is not None:  # one click: every hidden city at once
+        request_all(hub, principal, result.pointers, names=names, reason=asked[2],
+                    scope=asked[:2], key="lookup-")  # fmt: skip
     for p in result.pointers:
         pointer_card(hub, principal, p, names=names, reason=reason, scope=(kind, value))
+if st.session_state.get("lookup_asked") is not None:
+    await_decisions(hub, principal, names=names, key="lookup-",
+                    reopen=lambda: search(*st.session_state["lookup_asked"]))  # fmt: skip
 
 if result is not None and result.dataset in ("persons", "cases", "vehicles") and result.rows:
     st.divider()

@@ -13,7 +13,15 @@ from ui import map as hubmap
 from ui.auth import guard
 from ui.frame import city_names, hub_or_stop
 from ui.i18n import lang, t
-from ui.overview import KPI_CSS, WALL_CSS, WALL_HEIGHTS, kpi_delta, minutes
+from ui.overview import (
+    KPI_CSS,
+    WALL_COLUMNS,
+    WALL_CSS,
+    WALL_HEIGHTS,
+    kpi_delta,
+    minutes,
+    wall_chart,
+)
 from ui.tables import local_time
 
 principal = guard("overview")
@@ -99,17 +107,17 @@ def wall_board() -> None:
         st.error(
             t("ov_escalated", n=int(ov.escalated.sum()), cities=late), icon=":material/campaign:"
         )
-    left, mid, right = st.columns([5, 5, 4])
+    left, mid, right = st.columns(list(WALL_COLUMNS))
     with left:
         st.markdown(f"#### {t('ov_districts')}")
         district_map(ov, height=h["map"], dark=True)
     with mid:
         st.markdown(f"#### {t('ov_trend')}")
-        st.altair_chart(charts.trend(ov.trend, names, dark=True).properties(height=h["trend"]),
-                        width="stretch")  # fmt: skip
+        st.altair_chart(wall_chart(charts.trend(ov.trend, names, dark=True), 1, h["trend"]),
+                        width="content")  # fmt: skip
         st.markdown(f"#### {t('ov_hour_of_week')}")
-        st.altair_chart(charts.hour_of_week(ov.hour_of_week, dark=True)
-                        .properties(height=h["hour_of_week"]), width="stretch")  # fmt: skip
+        st.altair_chart(wall_chart(charts.hour_of_week(ov.hour_of_week, dark=True), 1,
+                                   h["hour_of_week"]), width="content")  # fmt: skip
     with right:
         st.markdown(f"#### {t('ov_by_city')}")
         cities = ov.incidents.drop("province")
@@ -120,7 +128,7 @@ def wall_board() -> None:
                     cols, cities.iloc[row : row + 4].iterrows(), strict=False
                 ):
                     col.metric(names.get(code, code), f"{int(r['today']):,}")
-        st.altair_chart(type_mix(ov, dark=True, height=h["type_mix"]), width="stretch")
+        st.altair_chart(wall_chart(type_mix(ov, dark=True), 2, h["type_mix"]), width="content")
 
 
 @st.fragment(run_every=REFRESH_SECONDS)

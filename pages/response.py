@@ -7,6 +7,7 @@ from ui import response as ui_resp
 from ui.auth import guard
 from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
+from ui.notices import select_linked
 from ui.text import plain
 
 REFRESH_SECONDS = 5
@@ -35,6 +36,7 @@ labels = {
     for o in ops.itertuples()
 }  # fmt: skip
 ids = list(labels)
+select_linked("operation", "resp_op", ids)  # a notice's link opens its operation
 if st.session_state.get("resp_op") not in ids:
     st.session_state["resp_op"] = ids[0]
 op_id = top[0].selectbox(t("resp_operation"), ids, format_func=labels.get, key="resp_op")

@@ -75,7 +75,7 @@ SAFE_CALLS = {
 # reading the code), and names of numbers and ids.
 SAFE_NAMES = {
     "badge", "tags", "tag", "head", "star", "who", "text", "urgent", "done", "flash", "note",
-    "cams", "WALL_CSS", "key", "city", "late", "eta", "same", "role", "quarter", "hidden_n",
+    "cams", "WALL_CSS", "KPI_CSS", "key", "city", "late", "eta", "same", "role", "quarter", "hidden_n",
     "incident_id", "gid", "rid", "g", "label", "action", "when", "code", "state", "where",
     "SHOWN",
 }  # fmt: skip

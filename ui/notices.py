@@ -4,6 +4,9 @@ each notice a link to its item. Sound-free by design: a command room is loud eno
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Sequence
+from typing import TypeVar
+
 import streamlit as st
 
 from hub.notify import Notice
@@ -18,6 +21,8 @@ REFRESH_SECONDS = 5
 TOASTS_PER_CHECK = 3
 SHOWN = 20
 _SINCE = "notices_since"
+_APPLIED = "notices_link_applied_"
+T = TypeVar("T")
 ICONS = {
     "request_to_decide": ":material/approval:",
     "request_decided": ":material/task_alt:",
@@ -91,3 +96,22 @@ def linked_item(param: str) -> int | None:
     to open that item first; the page's own access checks still decide what is shown."""
     value = st.query_params.get(param)
     return int(value) if value is not None and str(value).isdigit() else None
+
+
+def select_linked(param: str, state_key: str, ids: Collection[int]) -> int | None:
+    """Open the linked item: put its id in `state_key` (a selectbox's key or the page's
+    "chosen" slot) the first time the page sees this link, so the person may then pick
+    another without the link pulling them back. Call before the widget is drawn.
+    Returns the linked id when it is among `ids` (the items this viewer may see)."""
+    item = linked_item(param)
+    if item is None or item not in ids:
+        return None
+    if st.session_state.get(_APPLIED + param) != item:
+        st.session_state[_APPLIED + param] = item
+        st.session_state[state_key] = item
+    return item
+
+
+def linked_first(items: Sequence[T], linked: int | None, key: Callable[[T], int]) -> list[T]:
+    """The items with the linked one first (the item a notice named is the one on top)."""
+    return sorted(items, key=lambda x: key(x) != linked) if linked is not None else list(items)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import altair as alt
+
 from ui.i18n import t
 
 # Command-room wall: dark, no sidebar, header or toolbar, the whole board on one screen
@@ -34,6 +36,12 @@ h4 { font-size: 1.3rem !important; padding: 0.3rem 0 0.3rem 0 !important; line-h
 </style>"""
 # Pixel heights of the wall's charts and map at 1920×1080 (scaled twice at 4K).
 WALL_HEIGHTS = {"map": 680, "trend": 300, "hour_of_week": 220, "type_mix": 300}
+# The wall's three columns (map | trend and hour of week | cities and type mix) and the
+# 1920-px layout they share: WALL_CSS's side padding (1.2rem) and Streamlit's column gap
+# (1rem). A chart sized from its container would measure the *scaled* box at 4K (twice
+# as wide) and spill into the next column, so the wall's charts get these widths.
+WALL_COLUMNS = (5, 5, 4)
+_WALL_PX, _WALL_PAD_PX, _WALL_GAP_PX = 1920, 2 * 19.2, 16
 # Every page: KPI figures shrink with the window instead of being cut to "1,…" at
 # 1,024 px, and their labels wrap instead of being cut to "合…".
 KPI_CSS = """<style>
@@ -41,7 +49,24 @@ KPI_CSS = """<style>
 [data-testid="stMetricValue"] > div { overflow: visible; text-overflow: clip; }
 [data-testid="stMetricLabel"] p, [data-testid="stMetricDelta"] div {
   white-space: normal; overflow-wrap: anywhere; }
+[data-testid="stMetricDelta"] { max-width: 100%; height: auto; }
+[data-testid="stMetricDelta"] p { white-space: normal; overflow-wrap: break-word; }
 </style>"""
+
+
+def wall_width(column: int) -> int:
+    """Pixels a chart may take in wall column `column` (0, 1, 2) at 1920 px, with a
+    margin for the scrollbar and rounding."""
+    room = _WALL_PX - _WALL_PAD_PX - _WALL_GAP_PX * (len(WALL_COLUMNS) - 1)
+    return int(room * WALL_COLUMNS[column] / sum(WALL_COLUMNS)) - 12
+
+
+def wall_chart(chart: alt.Chart, column: int, height: int) -> alt.Chart:
+    """`chart` drawn exactly `wall_width(column)` wide, legend and axes included."""
+    return chart.properties(
+        width=wall_width(column), height=height,
+        autosize=alt.AutoSizeParams(type="fit", contains="padding"),
+    )  # fmt: skip
 
 
 def kpi_delta(change_pct: float | None) -> str | None:

@@ -17,6 +17,8 @@ from ui.text import plain
 
 # What a request may be scoped to: a lookup by name, case or free text is too broad.
 REQUEST_SCOPES = ("plate", "id_number", "phone")
+# How often the requester's page asks whether the requests filed from it were decided.
+DECISION_POLL_SECONDS = 5
 
 
 def pointer_card(
@@ -85,3 +87,71 @@ def _break_glass(hub, principal, p: Pointer, *, city: str, plate: str, reason: R
                 after(gid)
             else:
                 st.success(t("break_glass_done", id=gid))
+
+
+def request_all(
+    hub, principal, pointers: list[Pointer], *, names: dict[str, str], reason: Reason,
+    scope: tuple[str, str] | None, key: str = "",
+) -> None:  # fmt: skip
+    """One click, one justification: a request to each owning city and level that hides
+    records from this search (one per pointer group the policy lets a request open).
+    The ids filed are kept for `await_decisions`."""
+    if scope is None or scope[0] not in REQUEST_SCOPES:
+        return
+    groups = sorted({(p.city_code, p.level) for p in pointers if p.route.requestable})
+    if not groups:
+        return
+    kind, value = scope
+    with st.form(f"{key}req-all"):
+        cities = "、".join(names.get(c, c) for c in dict.fromkeys(c for c, _ in groups))
+        st.markdown(f"**{t('request_all_heading', n=len(groups))}** · {plain(cities)}")
+        why = st.text_area(t("justification"), max_chars=1000, key=f"{key}req-all-why")
+        if not st.form_submit_button(t("request_all_send", n=len(groups)), type="primary"):
+            return
+    filed: list[int] = []
+    for city, level in groups:
+        try:
+            filed.append(hub.request_access(
+                principal, owner_city=city, level=level, scope_kind=kind, scope_value=value,
+                reason=reason, justification=why,
+            ))  # fmt: skip
+        except HubError as exc:
+            show_error(exc)  # e.g. no justification: the same refusal for every city
+            break
+    if filed:
+        st.session_state[f"{key}awaited"] = filed
+        st.session_state.pop(f"{key}approved", None)
+        st.success(t("request_all_sent", n=len(filed)), icon=":material/hourglass_top:")
+
+
+def await_decisions(hub, principal, *, names: dict[str, str], reopen: Callable[[], None],
+                    key: str = "") -> None:  # fmt: skip
+    """While requests filed by `request_all` wait, poll their status every few seconds
+    (a fragment: the page does not rerun); when another is approved, call `reopen` once
+    (the same search again, under the same reason: the grant now opens the rows) and
+    rerun the page so the opened rows show where the pointer was, without a click."""
+    awaited = st.session_state.get(f"{key}awaited")
+    if not awaited:
+        return
+
+    @st.fragment(run_every=DECISION_POLL_SECONDS)
+    def poll() -> None:
+        try:
+            views = [v for v in hub.my_requests(principal) if v.id in set(awaited)]
+        except HubError:
+            return  # an ended session is signed out by the page's next check
+        for v in views:
+            st.caption(t("request_all_line", id=v.id, city=names.get(v.owner_city, v.owner_city),
+                         level=t("level_" + v.level), status=t("status_" + v.status)))  # fmt: skip
+        approved = {v.id for v in views if v.status == "approved"}
+        if not approved - st.session_state.get(f"{key}approved", set()):
+            if views and all(v.status != "pending" for v in views):
+                st.session_state.pop(f"{key}awaited", None)  # all decided: stop asking
+            return
+        st.session_state[f"{key}approved"] = approved
+        if all(v.status != "pending" for v in views):
+            st.session_state.pop(f"{key}awaited", None)
+        reopen()
+        st.rerun()
+
+    poll()

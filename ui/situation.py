@@ -24,6 +24,7 @@ from hub.codes import code_values, label
 from hub.cop import LIVE_MINUTES, OVERLAY_ROLES, OVERLAYS, CellIncidents, Overlays
 from hub.response import RESPONSE_ROLES
 from hub.security.errors import HubError
+from hub.security.reasons import INCIDENT_ROLES, Reason
 from hub.situation import DEFAULT_LAYERS, LAYERS, POINT_LIMIT, Situation, SituationQuery, window
 from ui import map as hubmap
 from ui.errors import error_text
@@ -475,7 +476,12 @@ def _cell_panel(hub, principal, query: SituationQuery, cell: str) -> None:
 def record_detail(hub, principal, dataset: str, obj: dict) -> None:
     """The audited detail of one record behind a reason; for incidents, the commander's
     EIDO share and the joint response."""
-    reason = reason_form(narrow=True)
+    if dataset == "incidents" and principal.role in INCIDENT_ROLES:
+        # A commander responds to the incident itself: it is the reason, no case number.
+        reason = Reason.for_incident(int(obj["id"]))
+        st.caption(t("sit_incident_reason", id=int(obj["id"])))
+    else:
+        reason = reason_form(narrow=True)
     if st.button(t("sit_open_detail"), disabled=reason is None, key=f"sit-open-{obj['id']}"):
         try:
             view = hub.view_record(principal, dataset, int(obj["id"]), reason)

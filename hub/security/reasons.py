@@ -1,5 +1,6 @@
 """The structured reason every record lookup needs: a purpose from the code table and an
-open case; an optional note that must not carry an ID number or a phone number."""
+open case — or, for a commander's response to an incident, an operational purpose and the
+incident itself; an optional note that must not carry an ID number or a phone number."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from hub.codes import code_values
-from hub.models import Case
+from hub.models import Case, Incident
 from hub.security.errors import InputError, ReasonError, refuse_nul
 from hub.security.policy import Principal
 from hub.validate import find_id_numbers, find_phones
@@ -23,6 +24,10 @@ MAX_CASE_NO = 32
 # beyond what the form already carries, of at least MIN_DISTINCT different ones.
 MIN_JUSTIFICATION_LETTERS = 8
 MIN_DISTINCT_LETTERS = 4
+# An incident in progress has no case yet: a commander responds under an operational
+# purpose that names the incident (Reason.for_incident) instead of a case number.
+INCIDENT_PURPOSES = frozenset({"emergency"})
+INCIDENT_ROLES = frozenset({"commander"})
 
 
 # Separators people put between digit groups; a scan that also reads the digits with
@@ -56,27 +61,54 @@ def refuse_identifiers(text: str, field: str) -> str:
 
 @dataclass(frozen=True)
 class Reason:
+    """Why records are read: a purpose and an open case, or (``incident_id`` set, no case)
+    a commander's operational response to one incident."""
+
     purpose: str
     case_no: str
     note: str = ""
+    incident_id: int | None = None
+
+    @classmethod
+    def for_incident(cls, incident_id: int, note: str = "", purpose: str = "emergency") -> Reason:
+        """A commander's reason to respond to incident `incident_id` (no case number)."""
+        return cls(purpose, "", note, incident_id=incident_id)
+
+    @property
+    def reference(self) -> str:
+        """What the reason cites, as the audit log records it: the case number, or
+        ``INC-<id>`` for an incident."""
+        return self.case_no if self.incident_id is None else f"INC-{self.incident_id}"
 
     def normalised(self) -> Reason:
-        return Reason(self.purpose.strip(), self.case_no.strip().upper(), self.note.strip())
+        return Reason(self.purpose.strip(), self.case_no.strip().upper(), self.note.strip(),
+                      self.incident_id)  # fmt: skip
 
 
-def check_reason(session: Session, principal: Principal, reason: Reason) -> Row:
-    """Validate a reason; returns the open case it names (id, status, city_code).
+def check_reason(
+    session: Session, principal: Principal, reason: Reason, *, incident_ok: bool = False
+) -> Row:
+    """Validate a reason; returns the open case it names (id, status, city_code), or for
+    an incident reason the incident (id, status, city_code).
+
+    `incident_ok`: the caller reads records for a response (a lookup); requests, grants
+    and watches need a case and refuse an incident reason.
 
     Raises
     ------
     ReasonError
         Unknown purpose (`unknown_purpose`), unknown case (`no_open_case`), closed case
         (`no_open_case`), a case of another city (`case_other_city`), a note with
-        personal identifiers (`note_has_identifier`).
+        personal identifiers (`note_has_identifier`); for an incident reason
+        `incident_reason_not_here`, `incident_reason_role`, `incident_reason_purpose`
+        (param ``purpose``), `incident_reason_with_case`, `no_incident` (param ``id``: none
+        the commander may open).
     InputError
         Over-long case number or note (`too_long`).
     """
     reason = reason.normalised()
+    if reason.incident_id is not None:
+        return _check_incident_reason(session, principal, reason, incident_ok)
     if reason.purpose not in code_values("purpose"):
         raise ReasonError(
             "unknown_purpose", f"unknown purpose {reason.purpose!r}", purpose=reason.purpose
@@ -102,6 +134,35 @@ def check_reason(session: Session, principal: Principal, reason: Reason) -> Row:
             "case_other_city", "the case belongs to another city", case_no=reason.case_no
         )
     return case
+
+
+def _check_incident_reason(
+    session: Session, principal: Principal, reason: Reason, allowed_here: bool
+) -> Row:
+    if not allowed_here:
+        raise ReasonError("incident_reason_not_here", "this needs a case number, not an incident")
+    if principal.role not in INCIDENT_ROLES:
+        raise ReasonError("incident_reason_role", "only a commander responds to an incident")
+    if reason.purpose not in INCIDENT_PURPOSES:
+        raise ReasonError(
+            "incident_reason_purpose", "not an operational purpose", purpose=reason.purpose
+        )
+    if reason.case_no:
+        raise ReasonError("incident_reason_with_case", "cite a case or an incident, not both")
+    if len(reason.note) > MAX_NOTE:
+        raise InputError("too_long", "note too long", field="note", limit=MAX_NOTE)
+    if has_identifier(reason.note):
+        raise ReasonError("note_has_identifier", "the note contains an ID number or a phone number")
+    # A read under the commander's own row filter (the session's backstop, grants
+    # included): an incident they may not open is as unknown as one that does not exist.
+    incident = session.execute(
+        select(Incident.id, Incident.status, Incident.city_code).where(
+            Incident.id == reason.incident_id
+        )
+    ).first()
+    if incident is None:
+        raise ReasonError("no_incident", "no incident you may open", id=reason.incident_id)
+    return incident
 
 
 def check_justification(text: str, *, limit: int, restates: Iterable[str] = ()) -> str:

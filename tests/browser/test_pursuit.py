@@ -1,6 +1,7 @@
 """The founding story in two browsers: a 合肥 investigator follows the pursuit plate, sees
-滁州's sightings only as a pointer, requests access; a 滁州 approver approves in their own
-session; the investigator's next search shows the 滁州 sightings."""
+滁州's sightings only as a pointer, requests access to every hidden city in one click; a
+滁州 approver approves in their own session; the investigator's results open in place,
+without a click or a new search."""
 
 from __future__ import annotations
 
@@ -33,10 +34,12 @@ def test_request_and_approval_open_the_neighbours_sightings(browser, app_url):
         assert page.get_by_role("heading", name="合肥市").count() == 1
         assert page.get_by_role("heading", name="滁州市").count() == 0
         requester.shot("pursuit-1-pointer")
-        page.get_by_label("申请理由").first.fill("追逃：嫌疑车辆驶入滁州，需调阅卡口记录")
-        page.get_by_role("button", name="提交申请").click()
+        form = page.get_by_test_id("stForm").filter(has_text="一键申请")
+        form.get_by_label("申请理由").fill("追逃：嫌疑车辆驶入滁州，需调阅卡口记录")
+        form.get_by_role("button", name="全部申请").click()
         requester.settle()
-        assert page.get_by_text("已提交，等待审批").count() == 1
+        assert page.get_by_text("获批后结果将在本页自动打开", exact=False).count() == 1
+        assert page.get_by_text("滁州市 · 敏感 · 待审批", exact=False).count() == 1
 
         sign_in(approver, "approver.cz")
         approver.page.get_by_role("link", name="权限申请").click()
@@ -48,10 +51,11 @@ def test_request_and_approval_open_the_neighbours_sightings(browser, app_url):
         assert approver.page.get_by_text("已批准").count() >= 1
         approver.shot("pursuit-2-approved")
 
-        page.get_by_role("button", name="查询").click()
+        # No click on the requester's side: the page saw the approval and re-ran the search.
+        page.get_by_role("heading", name="滁州市").wait_for(timeout=30_000)
         requester.settle()
-        assert page.get_by_role("heading", name="滁州市").count() == 1
         assert page.get_by_text("依据授权").count() == 1
+        assert page.get_by_text("滁州市有 3 条敏感记录", exact=False).count() == 0
         requester.shot("pursuit-3-crossed")
 
         # ... and the trajectory now crosses the border into 滁州.

@@ -23,8 +23,17 @@ _MEASURE = """() => {
   return {scroll: main.scrollHeight, client: main.clientHeight,
           doc: document.documentElement.scrollHeight, boxes: boxes};
 }"""
+# Charts (canvas or svg) drawn wider than the column that holds them: a chart that sized
+# itself from the scaled (4K) width spills into its neighbour.
+_SPILL = """() => [...document.querySelectorAll(
+    '[data-testid="stColumn"] canvas, [data-testid="stColumn"] svg.marks')]
+  .map(e => [e, e.closest('[data-testid="stColumn"]')])
+  .map(([e, col]) => [e.getBoundingClientRect(), col.getBoundingClientRect()])
+  .filter(([r, c]) => r.width > 0 && (r.left < c.left - 1 || r.right > c.right + 1))
+  .map(([r, c]) => [r.left, r.right, c.left, c.right])"""
 _CUT = """() => [...document.querySelectorAll(
-    '[data-testid="stMetricValue"] div, [data-testid="stMetricLabel"] p')]
+    '[data-testid="stMetricValue"] div, [data-testid="stMetricLabel"] p, '
+    + '[data-testid="stMetricDelta"], [data-testid="stMetricDelta"] div')]
   .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"""
 
 
@@ -46,6 +55,7 @@ def test_wall_mode_fits_the_screen(visit, size):
     assert v.page.get_by_text("数据截至").count() == 1, "data as of"
     assert v.page.get_by_text("近7天警情数", exact=False).count() == 1, "the map's legend"
     assert v.page.evaluate(_CUT) == [], "a KPI figure or label is cut"
+    assert v.page.evaluate(_SPILL) == [], "a chart is wider than its column"
     v.shot(f"wall-{w}x{h}")
     assert v.external == []
 
