@@ -391,3 +391,23 @@ def test_a_first_big_load_builds_indexes_and_keys_once_and_keeps_them(store, mon
     }
     again = run(store, HEFEI.read_bytes())
     assert again.status == "unchanged" and again.rows_unchanged == r.rows_inserted
+
+
+def test_a_record_without_its_optional_identifier_is_stored_not_crashed(store):
+    """A help request without a caller phone (the column absent from the record) used to
+    crash the write (NaN reached the cipher); it is stored with no phone."""
+    lines = [
+        {"source_id": "HR-NOPHONE-1", "classification": "internal", "kind": "medical",
+         "status": "open", "ts": "2026-11-22T07:00:00+00:00", "lon": 117.28, "lat": 31.86,
+         "district_code": "340102", "summary": "（合成）无来电号码"},
+        {"source_id": "HR-PHONE-2", "classification": "internal", "kind": "medical",
+         "status": "open", "ts": "2026-11-22T07:05:00+00:00", "lon": 117.28, "lat": 31.86,
+         "district_code": "340102", "summary": "（合成）有来电号码", "caller_phone": "13912345678"},
+    ]  # fmt: skip
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines).encode()
+    report = run(store, data, spec="stream_help_requests", name="help.jsonl")
+    assert report.status == "done" and report.rows_inserted == 2, report
+    with transaction(store) as s:
+        phones = dict(s.execute(select(m.HelpRequest.source_id, m.HelpRequest.caller_phone_enc)
+                                .execution_options(policy="validation")).all())  # fmt: skip
+    assert phones["HR-NOPHONE-1"] is None and phones["HR-PHONE-2"] is not None

@@ -937,9 +937,12 @@ class _Run:
             if values is None:
                 out[col] = None
             elif col.endswith("_enc"):
-                out[col] = [None if v is None else self.cipher.encrypt(kind, v) for v in values]
+                # a missing optional identifier arrives as None or as NaN (v != v)
+                out[col] = [None if v is None or v != v else self.cipher.encrypt(kind, v)
+                            for v in values]  # fmt: skip
             else:
-                out[col] = [None if v is None else self.cipher.blind_index(kind, v) for v in values]
+                out[col] = [None if v is None or v != v else self.cipher.blind_index(kind, v)
+                            for v in values]  # fmt: skip
         if any(c.endswith("_enc") for c in ds.derived):
             out["key_id"] = self.cipher.key_id
         frame = pd.DataFrame(out, index=idx)
