@@ -7,7 +7,7 @@ import streamlit as st
 from ui.auth import current_principal, identity_sidebar, session_guard, sign_in_form
 from ui.frame import city_names, hub_or_stop, page_furniture, production_gate
 from ui.i18n import language_switch, t
-from ui.registry import pages_for
+from ui.registry import PAGES, pages_for
 
 st.set_page_config(
     page_title=t("app_title"),
@@ -19,7 +19,11 @@ production_gate(hub)
 language_switch()
 principal = current_principal()
 if principal is None:
-    st.navigation([st.Page(sign_in_form, title=t("sign_in"), url_path="sign-in")]).run()
+    # Every page's path answers with the sign-in form, so a deep link opened signed out
+    # (/alerts?alert=5) stays in the address bar and opens once the person has signed in.
+    sign_in = st.Page(sign_in_form, title=t("sign_in"), url_path="sign-in", default=True)
+    held = [st.Page(sign_in_form, title=t(p.title_key), url_path=p.key) for p in PAGES]
+    st.navigation([sign_in, *held], position="hidden").run()
 else:
     # Every hub call re-checks the session; one that finds it ended signs out here.
     with session_guard():

@@ -1010,3 +1010,27 @@ class RecordCount(Base):
     city_code: Mapped[str] = mapped_column(String(6), primary_key=True)
     classification: Mapped[str] = mapped_column(String(10), primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- sessions that survive a reload (migration 0011, hub/security/identity.py) -----------
+
+
+class WebSession(Base):
+    """A browser's sign-in, behind an HttpOnly cookie: only a hash of its token is kept.
+
+    Made unclaimed by a sign-in (its token a one-time hand-off code), claimed once by the
+    cookie route (the token is replaced and the new one goes into the cookie), resumed on
+    a reload while the user's session version, the idle limit and the absolute limit
+    allow, ended by a sign-out or by the check that found it too old, idle or stale."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    session_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_why: Mapped[str | None] = mapped_column(String(16), nullable=True)

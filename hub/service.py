@@ -168,17 +168,49 @@ class Hub:
                 failure = exc
         raise failure
 
-    def check_session(self, principal: Principal) -> None:
+    def check_session(self, principal: Principal, *, web_session: str | None = None) -> None:
         """Raise `identity.SessionEnded` unless the session is current (the app asks on
-        every rerun, so that no cached page outlives the access it was shown under)."""
+        every rerun, so that no cached page outlives the access it was shown under); the
+        person is active, so a reload soon after resumes `web_session` (its token)."""
         with transaction(self.engine) as session:
             identity.require_current(session, principal, now=_now(), settings=self.settings)
+            if web_session is not None:
+                identity.touch_web_session(session, web_session, now=_now())
 
-    def sign_out(self, principal: Principal, *, why: str = "ok") -> None:
+    def sign_out(
+        self, principal: Principal, *, why: str = "ok", web_session: str | None = None
+    ) -> None:
         """Audit a sign-out, also of a session that has ended: `why` is ok, idle or
-        session_ended."""
+        session_ended; `web_session` (its token) no longer resumes."""
         with self._session() as session:
             identity.sign_out(session, principal, now=_now(), why=why)
+            if web_session is not None:
+                ended = {"ok": "signed_out", "idle": "idle"}.get(why, "access_changed")
+                identity.end_web_session(session, web_session, now=_now(), why=ended)
+
+    def open_web_session(self, principal: Principal) -> str:
+        """A session that survives a reload, for a principal just signed in: its one-time
+        hand-off code, which the cookie route claims (`claim_web_session`)."""
+        with self._session(principal) as session:
+            return identity.open_web_session(session, principal, now=_now(),
+                                             settings=self.settings)  # fmt: skip
+
+    def claim_web_session(self, code: str) -> str:
+        """The cookie token for a fresh hand-off code, once (the cookie route's call)."""
+        with self._session() as session:
+            return identity.claim_web_session(session, code, now=_now())
+
+    def resume_web_session(self, token: str, *, source: str | None = None) -> Principal:
+        """The principal a session cookie resumes (audited as a sign-in); a session that
+        ended is refused, its end committed first."""
+        failure: HubError | None = None
+        with self._session() as session:
+            try:
+                return identity.resume_web_session(session, token, now=_now(),
+                                                   settings=self.settings, source=source)  # fmt: skip
+            except HubError as exc:
+                failure = exc
+        raise failure
 
     def startup_problems(self) -> list[str]:
         """What stops a production start: demo keys and demo passwords still in use."""

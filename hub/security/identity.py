@@ -10,6 +10,8 @@ reset ends open sessions at once, and none lives longer than the settings allow.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,12 +19,12 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-from hub.models import City, District, User
+from hub.models import City, District, User, WebSession
 from hub.security import audit, throttle
 from hub.security.errors import HubError, InputError, SignInError
 from hub.security.policy import ROLES, Principal
@@ -103,8 +105,6 @@ def password_matches(password_hash: str, password: str) -> bool:
 @cache
 def _dummy_hash() -> str:
     """A hash no password matches, checked for unknown names so that they cost the same."""
-    import secrets
-
     return _hasher.hash(secrets.token_hex(32))
 
 
@@ -206,6 +206,113 @@ def require_current(
 def sign_out(session: Session, principal: Principal, *, now: datetime, why: str = "ok") -> None:
     """Audit a sign-out: ``ok`` (asked for), ``idle`` or ``session_ended``."""
     audit.record(session, principal, "sign_out", now=now, decision=why[:32])
+
+
+# --- sessions that survive a reload (web_sessions, behind an HttpOnly cookie) ----------
+# A sign-in opens an unclaimed session whose token is a one-time hand-off code: the page
+# gives it to the cookie route, which claims it (swapping in the token the cookie keeps),
+# so the token itself never reaches the page's script, the URL or the history.
+HANDOFF_SECONDS = 60
+# Why a web session ended; `resume_web_session` refuses with this as the ``why``.
+ENDED_WHYS = ("signed_out", "idle", "too_long", "access_changed")
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_web_session(session: Session, principal: Principal, *, now: datetime,
+                     settings: Settings) -> str:  # fmt: skip
+    """Open a session for `principal` (signed in at `now`) and return its hand-off code;
+    sessions that ended or lapsed longer ago than the absolute limit are pruned."""
+    stale = now - timedelta(hours=settings.session_max_hours, days=1)
+    session.execute(delete(WebSession).where(WebSession.created_at < stale))
+    code = secrets.token_urlsafe(32)
+    session.add(WebSession(
+        token_hash=_token_hash(code), user_id=principal.user_id,
+        session_version=principal.session_version, created_at=principal.signed_in_at or now,
+        last_seen_at=now,
+    ))  # fmt: skip
+    return code
+
+
+def claim_web_session(session: Session, code: str, *, now: datetime) -> str:
+    """Exchange a fresh hand-off code, once, for the session's cookie token.
+
+    Raises
+    ------
+    SessionEnded
+        ``session_ended`` (why ``signed_out``): unknown, used or older than a minute.
+    """
+    row = session.scalar(select(WebSession).where(WebSession.token_hash == _token_hash(code)))
+    if (
+        row is None
+        or row.claimed_at is not None
+        or row.ended_at is not None
+        or now - row.created_at > timedelta(seconds=HANDOFF_SECONDS)
+    ):
+        raise SessionEnded("session_ended", "no such sign-in to claim", why="signed_out")
+    token = secrets.token_urlsafe(32)
+    row.token_hash, row.claimed_at = _token_hash(token), now
+    return token
+
+
+def resume_web_session(
+    session: Session, token: str, *, now: datetime, settings: Settings, source: str | None
+) -> Principal:
+    """The principal of a claimed session that is still current, audited as a sign-in
+    (decision ``resumed``); a session found idle, too old or stale is ended (audited as
+    a sign-out) and refused.
+
+    Raises
+    ------
+    SessionEnded
+        ``session_ended`` with ``why``: ``signed_out`` (unknown or already ended),
+        ``access_changed`` (locked, role or home changed, password reset), ``too_long``
+        (older than `session_max_hours`) or ``idle`` (unseen for `session_idle_minutes`).
+    """
+    row = session.scalar(select(WebSession).where(WebSession.token_hash == _token_hash(token)))
+    if row is None or row.claimed_at is None or row.ended_at is not None:
+        raise SessionEnded("session_ended", "no such session", why="signed_out")
+    user = session.get(User, row.user_id)
+    if user is None or not user.active or user.session_version != row.session_version:
+        why = "access_changed"
+    elif now - row.created_at > timedelta(hours=settings.session_max_hours):
+        why = "too_long"
+    elif now - row.last_seen_at > timedelta(minutes=settings.session_idle_minutes):
+        why = "idle"
+    else:
+        row.last_seen_at = now
+        principal = principal_of(user, signed_in_at=row.created_at)
+        audit.record(session, principal, "sign_in", now=now, decision="resumed",
+                     detail={"source": throttle.source_label(source), "session": row.id})  # fmt: skip
+        return principal
+    row.ended_at, row.ended_why = now, why
+    ended = principal_of(user, signed_in_at=row.created_at) if user is not None else None
+    if ended is not None:
+        sign_out(session, ended, now=now, why="idle" if why == "idle" else "session_ended")
+    # The caller commits before raising, so that the end (and its audit entry) is kept.
+    raise SessionEnded("session_ended", "this session has ended", why=why)
+
+
+def touch_web_session(session: Session, token: str, *, now: datetime) -> None:
+    """The person is active in a tab of this session: a reload within the idle limit
+    from now resumes it."""
+    session.execute(
+        update(WebSession)
+        .where(WebSession.token_hash == _token_hash(token), WebSession.ended_at.is_(None))
+        .values(last_seen_at=now)
+    )
+
+
+def end_web_session(session: Session, token: str, *, now: datetime, why: str) -> None:
+    """End a session (a sign-out, or one the app found idle or ended): its cookie no
+    longer resumes anything, in any tab."""
+    session.execute(
+        update(WebSession)
+        .where(WebSession.token_hash == _token_hash(token), WebSession.ended_at.is_(None))
+        .values(ended_at=now, ended_why=why if why in ENDED_WHYS else "signed_out")
+    )
 
 
 # --- administration (CLI and admin page) -------------------------------------------------
