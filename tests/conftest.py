@@ -122,5 +122,13 @@ def seeded_sqlite(tmp_path_factory) -> Engine:
 
 def pytest_collection_modifyitems(session, config, items) -> None:
     """The standby tests first: `pg_basebackup` copies the whole test server, which is
-    smallest before the other tests have made their databases."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("standby") else 1)
+    smallest before the other tests have made their databases. The browser tests last:
+    Playwright's sync API keeps an event loop running in the main thread until the
+    session ends, and the bus tests' `asyncio.run` cannot start under it."""
+
+    def order(item) -> int:
+        if item.get_closest_marker("standby"):
+            return 0
+        return 2 if item.get_closest_marker("browser") else 1
+
+    items.sort(key=order)
