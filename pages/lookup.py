@@ -33,7 +33,6 @@ with st.form("lookup"):
     go = st.form_submit_button(t("search"), type="primary", disabled=reason is None)
 
 
-
 def search(kind: str, value: str, reason) -> None:
     """Run the lookup and keep it (with what was asked, so an approval can re-run it)."""
     try:

@@ -104,8 +104,10 @@ def _open_watch(v: Visit, user: str) -> None:
 
 
 def _hit_in_chuzhou(v: Visit):
-    return v.page.get_by_test_id("stMarkdownContainer").filter(has_text=PURSUIT_PLATE).filter(
-        has_text="出现在滁州市"
+    return (
+        v.page.get_by_test_id("stMarkdownContainer")
+        .filter(has_text=PURSUIT_PLATE)
+        .filter(has_text="出现在滁州市")
     )
 
 
