@@ -166,3 +166,23 @@ def test_three_node_cluster_loses_a_node_mid_stream(store, tmp_path: Path):
 def _count(engine) -> int:
     with transaction(engine) as s:
         return s.scalar(select(func.count()).select_from(m.Incident))
+
+
+def _credentials_in(directory: str) -> dict:
+    from pathlib import Path
+
+    from hub.live.bus import load_credentials
+
+    return load_credentials(Path(directory))
+
+
+def test_processes_starting_together_share_one_set_of_credentials(tmp_path) -> None:
+    """./run starts the bus, the consumer and the publisher at once: whichever makes the
+    credentials file first, all of them must end up with the same one (it used to crash
+    the bus with FileExistsError and leave the others unable to sign in)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(4) as pool:
+        got = list(pool.map(_credentials_in, [str(tmp_path)] * 8))
+    assert all(g == got[0] for g in got) and len(got[0]) == 17  # the hub and 16 cities
+    assert not [p for p in tmp_path.iterdir() if p.name != "credentials.json"]

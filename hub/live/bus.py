@@ -144,14 +144,28 @@ def load_credentials(directory: Path) -> dict[str, str]:
     """User -> password of the embedded server, made once (random) and kept 0600."""
     path = directory / "credentials.json"
     if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+        return _read_credentials(path)
     directory.mkdir(parents=True, exist_ok=True)
     creds = {HUB_USER: secrets.token_urlsafe(24)}
     creds |= {city_user(c): secrets.token_urlsafe(24) for c in city_codes()}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Written whole under a temporary name, then linked into place: ./run starts the bus,
+    # the consumer and the publisher together, and whichever comes first makes the file
+    # for all (the others read the winner's, never a half-written one).
+    tmp = directory / f".credentials.{os.getpid()}.json"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(creds, fh, indent=1)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return _read_credentials(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return creds
+
+
+def _read_credentials(path: Path) -> dict[str, str]:
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _permissions(user: str) -> dict:
