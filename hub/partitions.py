@@ -144,12 +144,10 @@ def ensure_for_frame(conn: Connection, parent: str, ts: pd.Series) -> None:
     ensure_days(conn, parent, days)
 
 
-def convert(conn: Connection, table: str, *, today: date, ahead: int) -> None:
-    """Turn the plain table `table` into a day-partitioned one, in place and in the
-    caller's transaction: same name, columns, defaults, checks, sequence, foreign keys
-    and indexes (the natural key gains `ts`), every row kept.
-    """
-    old = f"{table}_unpartitioned"
+def _set_aside(conn: Connection, table: str, old: str) -> tuple[list, list, str | None]:
+    """Rename `table` to `old` (its indexes dropped, its sequence detached) so that a new
+    `table` can be made beside it; its index and foreign-key definitions and sequence,
+    to rebuild them on the new table."""
     indexes = conn.execute(
         text(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t "
@@ -171,6 +169,16 @@ def convert(conn: Connection, table: str, *, today: date, ahead: int) -> None:
     conn.exec_driver_sql(f'ALTER TABLE "{table}" RENAME TO "{old}"')
     if seq:
         conn.exec_driver_sql(f"ALTER SEQUENCE {seq} OWNED BY NONE")
+    return indexes, fks, seq
+
+
+def convert(conn: Connection, table: str, *, today: date, ahead: int) -> None:
+    """Turn the plain table `table` into a day-partitioned one, in place and in the
+    caller's transaction: same name, columns, defaults, checks, sequence, foreign keys
+    and indexes (the natural key gains `ts`), every row kept.
+    """
+    old = f"{table}_unpartitioned"
+    indexes, fks, seq = _set_aside(conn, table, old)
     conn.exec_driver_sql(
         f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS, '
         f'CONSTRAINT "pk_{table}" PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts)'
@@ -203,27 +211,7 @@ def convert(conn: Connection, table: str, *, today: date, ahead: int) -> None:
 def unconvert(conn: Connection, table: str) -> None:
     """The reverse of `convert` (for a downgrade): one plain table with every row."""
     old = f"{table}_partitioned"
-    indexes = conn.execute(
-        text(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t "
-            "AND schemaname = current_schema() AND indexname <> :pk"
-        ),
-        {"t": table, "pk": f"pk_{table}"},
-    ).all()
-    fks = conn.execute(
-        text(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = CAST(:t AS regclass) AND contype = 'f'"
-        ),
-        {"t": table},
-    ).all()
-    seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table}).scalar()
-    for name, _ in indexes:
-        conn.exec_driver_sql(f'DROP INDEX "{name}"')
-    conn.exec_driver_sql(f'ALTER TABLE "{table}" RENAME CONSTRAINT "pk_{table}" TO "pk_{old}"')
-    conn.exec_driver_sql(f'ALTER TABLE "{table}" RENAME TO "{old}"')
-    if seq:
-        conn.exec_driver_sql(f"ALTER SEQUENCE {seq} OWNED BY NONE")
+    indexes, fks, seq = _set_aside(conn, table, old)
     conn.exec_driver_sql(
         f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS, '
         f'CONSTRAINT "pk_{table}" PRIMARY KEY (id))'
