@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,14 +40,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_url(seeded_sqlite_url) -> Iterator[str]:
+@contextmanager
+def running_app(script: str, env: dict[str, str]) -> Iterator[str]:
+    """`streamlit run <script>` on a free loopback port with `env` added, until healthy
+    (60 s at most); its URL, and the server stopped afterwards."""
     port = _free_port()
-    env = {**os.environ, "HUB_DATABASE_URL": seeded_sqlite_url}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / script),
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -59,10 +61,18 @@ def app_url(seeded_sqlite_url) -> Iterator[str]:
             time.sleep(0.5)
     else:
         proc.kill()
-        raise RuntimeError("streamlit did not become healthy within 60 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+        raise RuntimeError(f"{script} did not become healthy within 60 s")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def app_url(seeded_sqlite_url) -> Iterator[str]:
+    with running_app("app.py", {"HUB_DATABASE_URL": seeded_sqlite_url}) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

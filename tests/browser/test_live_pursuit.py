@@ -7,13 +7,9 @@ fragment refreshed every `pages/watch.py` REFRESH_SECONDS = 5 s)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,7 +23,7 @@ from hub.security.reasons import Reason
 from hub.service import Hub
 from hub.settings import load_settings
 from hub.store import make_engine
-from tests.browser.conftest import ROOT, Visit, _free_port, sign_in
+from tests.browser.conftest import Visit, running_app, sign_in
 from tests.bus_support import ensure, hub_endpoint, running_server
 
 pytestmark = pytest.mark.browser
@@ -46,26 +42,12 @@ def live_app(seeded_sqlite_url, tmp_path):
     setup = threading.Thread(target=ensure, args=(server,))
     setup.start()
     setup.join()
-    port = _free_port()
-    env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_BUS_URL": server.url,
+    env = {"HUB_DATABASE_URL": url, "HUB_BUS_URL": server.url,
            "HUB_BUS_USER": bus.HUB_USER, "HUB_BUS_PASSWORD": server.creds[bus.HUB_USER]}  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-         str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    app = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            with urllib.request.urlopen(f"{app}/_stcore/health", timeout=2):
-                break
-        except OSError:
-            time.sleep(0.5)
     try:
-        yield app, url, server
+        with running_app("app.py", env) as app:
+            yield app, url, server
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
         next(servers, None)
 
 

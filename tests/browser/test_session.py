@@ -7,17 +7,12 @@ after signing in; the cookie is HttpOnly and SameSite=Strict and no token is in 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.browser.conftest import Visit, _free_port, sign_in
-from tests.conftest import ROOT
+from tests.browser.conftest import Visit, running_app, sign_in
 
 pytestmark = pytest.mark.browser
 USER = "session.user"  # made for these tests: locking it touches nobody else's
@@ -57,30 +52,8 @@ def _utcnow():
 @pytest.fixture(scope="module")
 def served(store_url) -> Iterator[str]:
     """`streamlit run serve.py`: the app with the cookie route, on a free port."""
-    import os
-
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "serve.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, env={**os.environ, "HUB_DATABASE_URL": store_url},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("serve.py did not become healthy within 60 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    with running_app("serve.py", {"HUB_DATABASE_URL": store_url}) as url:
+        yield url
 
 
 def _sql(url: str, query: str, **params):

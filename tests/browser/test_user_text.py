@@ -7,12 +7,7 @@ payload reads as typed, and no request leaves the machine."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -21,7 +16,7 @@ from sqlalchemy import text
 from hub.codes import codes
 from hub.security.identity import principal_of
 from hub.security.reasons import Reason
-from tests.browser.conftest import Visit, _free_port, sign_in
+from tests.browser.conftest import Visit, running_app, sign_in
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -93,24 +88,8 @@ def payload_app(tmp_path_factory) -> Iterator[str]:
         hub.add_timeline_entry(who["commander.hf"], op, chunk)
     engine.dispose()
 
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, env={**os.environ, "HUB_DATABASE_URL": url},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2):
-                break
-        except OSError:
-            time.sleep(0.5)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=20)
+    with running_app("app.py", {"HUB_DATABASE_URL": url}) as base:
+        yield base
 
 
 def _assert_shown_as_text(v: Visit, expected: list[str], where: str) -> None:
