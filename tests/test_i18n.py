@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 
+import pytest
+
 from hub.codes import code_values
 from tests.conftest import ROOT
 from ui.i18n import LANGUAGES, catalogue
@@ -34,6 +36,20 @@ def test_every_entry_has_every_language():
     for key, entry in catalogue().items():
         assert set(entry) == set(LANGUAGES), key
         assert all(entry[lang].strip() for lang in LANGUAGES), key
+
+
+def test_a_key_defined_in_two_files_is_refused(tmp_path, monkeypatch):
+    import ui.i18n as i18n
+
+    (tmp_path / "a.toml").write_text('[x_one]\nzh = "一"\nen = "one"\n', encoding="utf-8")
+    (tmp_path / "b.toml").write_text('[x_one]\nzh = "壹"\nen = "One"\n', encoding="utf-8")
+    monkeypatch.setattr(i18n, "STRINGS_DIR", tmp_path)
+    i18n.catalogue.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="x_one"):
+            i18n.catalogue()
+    finally:
+        i18n.catalogue.cache_clear()
 
 
 def test_data_class_labels_exist():

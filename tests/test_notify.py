@@ -91,8 +91,7 @@ def test_roles_without_items_get_an_empty_feed(env: Env) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_has_a_sentence_in_both_languages(kind: str) -> None:
-    import tomllib
-    from pathlib import Path
+    from ui.i18n import catalogue
 
-    strings = tomllib.loads((Path(__file__).parent.parent / "ui" / "strings.toml").read_text())
+    strings = catalogue()
     assert strings[f"notice_{kind}"]["zh"] and strings[f"notice_{kind}"]["en"]

@@ -1,4 +1,5 @@
-"""Every user-facing string comes from `ui/strings.toml`: zh-CN by default, English on request."""
+"""Every user-facing string comes from `ui/strings.toml` and `ui/strings/*.toml` (one file per area):
+zh-CN by default, English on request."""
 
 from __future__ import annotations
 
@@ -11,14 +12,23 @@ import streamlit as st
 from hub.codes import code_tables
 
 STRINGS_FILE = Path(__file__).with_name("strings.toml")
+STRINGS_DIR = Path(__file__).with_name("strings")
 LANGUAGES = {"zh": "中文", "en": "English"}
 DEFAULT_LANG = "zh"
 
 
 @cache
 def catalogue() -> dict[str, dict[str, str]]:
-    with STRINGS_FILE.open("rb") as fh:
-        return tomllib.load(fh)
+    """All strings, keyed; a key defined in two files is an error (one meaning per key)."""
+    merged: dict[str, dict[str, str]] = {}
+    for path in [STRINGS_FILE, *sorted(STRINGS_DIR.glob("*.toml"))]:
+        with path.open("rb") as fh:
+            part = tomllib.load(fh)
+        twice = sorted(merged.keys() & part.keys())
+        if twice:
+            raise ValueError(f"{path.name} defines {', '.join(twice)} again")
+        merged.update(part)
+    return merged
 
 
 def lang() -> str:
