@@ -36,6 +36,7 @@ from hub.cop import CommonPicture
 from hub.feeds import FeedDesk
 from hub.models import Alarm, AuditEntry, City, Review, User
 from hub.notify import NoticeBoard
+from hub.replica import ReadRouter, counts_only
 from hub.security import access, anchor, audit, identity
 from hub.security.alarms import thresholds_from
 from hub.security.crypto import FieldCipher
@@ -76,6 +77,7 @@ class Hub:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
+        self.reads = ReadRouter.from_settings(engine, settings)  # aggregates: replica or primary
         self.cipher = FieldCipher.from_settings(settings)
         self.thresholds = thresholds_from(settings)
         self.watch = WatchDesk(self)
@@ -117,6 +119,16 @@ class Hub:
                 session.info["grants"] = access.grants_in_force(session, principal, now=when)
                 session.info["principal"] = principal
             yield session
+
+    def _aggregate(self, principal: Principal, fn: Callable[[Session], T], now=None) -> T:
+        """A read-only aggregate (nothing audited): the caller is checked on the primary,
+        `fn` runs on the replica when one is fresh, else on the primary (hub/replica.py)."""
+        return self.reads.aggregate(self._session(principal, now=now), fn)
+
+    def read_freshness(self) -> float | None:
+        """Seconds the replica serving the aggregates lags, when more than
+        HUB_REPLICA_LAG_NOTICE_SECONDS (pages say so); None when they are current."""
+        return self.reads.shown_lag(self.settings.replica_lag_notice_seconds)
 
     def _run(
         self,
@@ -239,10 +251,10 @@ class Hub:
 
     def province_overview(self, principal: Principal) -> overview.ProvinceOverview:
         self._require(principal, AGGREGATE_ROLES)
-        with self._session(principal) as session:
-            return overview.province_overview(
-                session=session, count_secret=principal.role in COUNTS_SECRET
-            )
+        secret = principal.role in COUNTS_SECRET
+        return self._aggregate(
+            principal, lambda s: overview.province_overview(session=s, count_secret=secret)
+        )
 
     # --- records --------------------------------------------------------------------
 
@@ -330,7 +342,8 @@ class Hub:
     def situation(
         self, principal: Principal, query: situation.SituationQuery, *, now: datetime | None = None
     ) -> situation.Situation:
-        """Hexagon counts, and the map features the viewer may open (audited as a map view)."""
+        """Hexagon counts, and the map features the viewer may open (audited as a map view).
+        Counts alone (no feature asked for) open nothing: an aggregate, for the replica."""
         when = now or _now()
 
         def view(session: Session) -> situation.Situation:
@@ -339,6 +352,8 @@ class Hub:
                 session, principal, query, now=when, count_secret=principal.role in COUNTS_SECRET
             )
 
+        if counts_only(query):
+            return self._aggregate(principal, view, now=now)
         return self._run(
             principal, "map_view", view, now=now,
             audit_fields={"dataset": "situation", "query": query.as_audit()},
@@ -702,16 +717,18 @@ class Hub:
     def overview(self, principal: Principal, *, now: datetime | None = None) -> analytics.Overview:
         """Leadership KPIs and 30-day charts (aggregates only; nothing to audit)."""
         self._require(principal, analytics.OVERVIEW_ROLES)
-        with self._session(principal) as session:
-            return analytics.overview(
-                session, now=now or _now(), count_secret=principal.role in COUNTS_SECRET
-            )
+        when, secret = now or _now(), principal.role in COUNTS_SECRET
+        return self._aggregate(
+            principal, lambda s: analytics.overview(s, now=when, count_secret=secret), now=now
+        )
 
     def explore(self, principal: Principal, query: analytics.ExploreQuery) -> analytics.Exploration:
         """The analyst's pivot of a selection: counts only, never a record."""
         self._require(principal, analytics.EXPLORE_ROLES)
-        with self._session(principal) as session:
-            return analytics.explore(session, query, count_secret=principal.role in COUNTS_SECRET)
+        secret = principal.role in COUNTS_SECRET
+        return self._aggregate(
+            principal, lambda s: analytics.explore(s, query, count_secret=secret)
+        )
 
     def export_exploration(
         self, principal: Principal, query: analytics.ExploreQuery, fmt: str,
@@ -990,7 +1007,9 @@ class Hub:
         return self.feeds.batches(principal, city=city, dataset=dataset)
 
     def quality_scorecard(self, principal: Principal) -> pd.DataFrame:
-        return self.feeds.scorecard(principal)
+        """One row per feed (city × dataset × spec): an aggregate of batch metadata."""
+        self._require(principal, quality.FEED_ROLES)
+        return self._aggregate(principal, lambda s: quality.scorecard(s, now=_now()))
 
     def feed_rejects(self, principal: Principal, batch_id: int, *, limit: int = 1000):
         return self.feeds.rejects(principal, batch_id, limit=limit)
