@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 
@@ -129,3 +130,59 @@ def test_every_dataset_and_batch_status_has_a_label():
     keys += [f"feed_status_{s}" for s in ("running", "done", "unchanged", "failed")]
     for key in keys:
         assert set(catalogue()[key]) == set(LANGUAGES), key
+
+
+def test_every_shipped_spec_is_named_and_described_in_both_languages():
+    from hub.ingest.spec import shipped_specs
+    from ui.i18n import LANGUAGES, catalogue
+
+    for name in shipped_specs():
+        for key in (f"fspec_{name}", f"fspec_{name}_about"):
+            assert set(catalogue()[key]) == set(LANGUAGES), key
+
+
+def test_trend_chart_is_on_the_province_clock():
+    from ui.feeds import trend_chart
+
+    batches = pd.DataFrame({"started_at": pd.to_datetime(["2026-11-22T04:51:00Z"], utc=True),
+                            "completeness": [0.9], "validity": [1.0], "duplicate_share": [0.0]})  # fmt: skip
+    chart = trend_chart(batches)
+    assert set(chart.data["when"]) == {pd.Timestamp("2026-11-22 12:51")}  # Beijing wall clock
+    assert set(chart.data["shown"]) == {"2026-11-22 12:51"}
+    spec = chart.to_dict()["encoding"]["x"]
+    assert spec["scale"]["type"] == "utc"  # drawn as written, whatever the browser's zone
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_standard_tab_names_fields_in_words_and_gives_machine_text_as_code(fed, monkeypatch, lang):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("HUB_DATABASE_URL", fed.engine.url.render_as_string(hide_password=False))
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "pages/quality.py"), default_timeout=90)
+    at.session_state["lang"] = lang
+    at.session_state["principal"] = principal(fed.engine, "province.approver")
+    at = at.run()
+    st.cache_resource.clear()
+    assert not at.exception, at.exception
+    zh = lang == "zh"
+    col = lambda z, e: z if zh else e  # noqa: E731
+    fields = next(d.value for d in at.dataframe if col("类型", "Type") in d.value.columns)
+    rows = fields.set_index(col("字段", "Field"))
+    ts = rows.loc[col("发生时间", "When it happened")]
+    assert ts[col("类型", "Type")] == col("日期时间（带时区）", "Date and time (with zone)")
+    assert ts[col("必填", "Required")] == "✓"
+    cell = rows.loc[col("六边形网格编号（7 级）", "Hexagon cell (resolution 7)")]
+    assert cell[col("必填", "Required")] == ""  # the hub computes it; a feed never sends it
+    assert cell[col("取值 / 代码表", "Values / code table")] == col(
+        "平台生成，地市不发送", "Set by the hub; not sent"
+    )
+    machine = "\n".join(c.value for c in at.code)
+    assert (
+        '"ts": "2026-11-30T08:30:00+08:00"' in machine
+        and col("// 发生时间", "// When it happened") in machine
+    )
+    assert '"type_code": "theft"' in machine
+    assert '"public"' in machine and col("# 公开 · Public", "# Public · 公开") in machine
+    assert "python -m hub standard export" in machine
