@@ -67,6 +67,8 @@ def entity_schema(model: type[m.Base]) -> dict:
         if not col.nullable and col.default is None and not col.primary_key:
             required.append(col.name)
     ds = DATASETS.get(table.name)
+    if ds is not None:  # what a city must send: the feed's required fields (the hub fills the rest)
+        required = [name for name in required if name in ds.required or name == "source_id"]
     if ds is not None:  # clear-text identifiers a feed sends instead of the stored form
         for f in ds.fields.values():
             if f.check in ("id_number", "phone") or f.name == "camera":

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from hub import models as m
+from hub.ingest.datasets import DATASETS
 from hub.ingest.pipeline import ingest_file
 from hub.ingest.spec import load_spec
 from hub.retention import apply_retention
@@ -84,6 +85,12 @@ def test_standard_covers_every_entity_and_code_table():
     inc = std["entities"]["incidents"]
     assert inc["properties"]["severity"]["enum"] == [1, 2, 3, 4]
     assert "ts" in inc["required"] and inc["x-natural-key"] == ["city_code", "source_id"]
+    # Fields the hub fills itself (cells, the time it was stored) are never asked of a city.
+    assert not {"h3_r7", "h3_r8", "reported_at"} & set(inc["required"])
+    for name, entity in std["entities"].items():
+        fed = DATASETS.get(name)
+        if fed is not None:
+            assert set(entity["required"]) <= {*fed.required, "source_id"}, name
     assert "id_enc" not in std["entities"]["persons"]["properties"]
     assert std["entities"]["persons"]["properties"]["id_number"]["x-feed-only"]
     assert {"incident_type", "case_type", "classification"} <= set(std["code_tables"])
