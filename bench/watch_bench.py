@@ -13,6 +13,7 @@ import statistics
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine, insert, select, text
@@ -46,8 +47,11 @@ def _plates(rng: np.random.Generator, n: int, prefix: str) -> list[str]:
     return sorted(out)
 
 
-def _scratch(ctx: BenchContext) -> Engine:
-    engine = make_engine(f"sqlite:///{ctx.tmp_dir / f'watch-{uuid.uuid4().hex[:8]}.db'}")
+def scratch_store(ctx: BenchContext, path: Path | None = None) -> Engine:
+    """A scratch SQLite copy of the small demo province (at `path`, or in the run's
+    temporary directory); also the store of `hit_latency`."""
+    path = path or ctx.tmp_dir / f"watch-{uuid.uuid4().hex[:8]}.db"
+    engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
     with transaction(engine) as session:
         load_reference(session=session)
@@ -112,7 +116,7 @@ def _naive_match(engine: Engine, batch_id: int, now) -> float:
 
 @register("watch_match", needs_store=False)
 def watch_match(ctx: BenchContext) -> list[Result]:
-    engine = _scratch(ctx)
+    engine = scratch_store(ctx)
     rng = np.random.default_rng(ctx.seed)
     with transaction(engine) as s:
         cams = s.execute(

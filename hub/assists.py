@@ -100,11 +100,32 @@ def create_assist(
     for c in wanted:
         if c not in everyone:
             raise InputError("unknown_city", f"no city {c}", city=c)
-    wanted = [c for c in wanted if c != city]
+    return open_assist(
+        session, principal, case_id=case.id, case_no=case.case_no, subject_kind=subject_kind,
+        subject_id=int(subject_id), asked=asked, to_cities=wanted, now=now,
+        exercise_run_id=exercise_run_id,
+    )  # fmt: skip
+
+
+def open_assist(
+    session: Session, principal: Principal, *, case_id: int, case_no: str, subject_kind: str,
+    subject_id: int, asked: str, to_cities: Sequence[str], now: datetime,
+    exercise_run_id: int | None = None, detail: dict | None = None,
+) -> int:  # fmt: skip
+    """Store a request of the principal's city whose case, subject and text the caller has
+    checked (`create_assist`; `hub.watch.assist_from_hit`), and audit it.
+
+    Raises
+    ------
+    InputError
+        ``no_recipients`` when no city but the principal's own is asked.
+    """
+    city = _city(principal)
+    wanted = [c for c in sorted(set(to_cities)) if c != city]
     if not wanted:
         raise InputError("no_recipients", "choose at least one other city")
     req = m.AssistRequest(
-        from_city=city, case_id=case.id, case_no=case.case_no, subject_kind=subject_kind,
+        from_city=city, case_id=case_id, case_no=case_no, subject_kind=subject_kind,
         subject_id=int(subject_id), asked=asked, status="open", created_by=principal.user_id,
         created_at=now, exercise_run_id=exercise_run_id,
     )  # fmt: skip
@@ -115,9 +136,10 @@ def create_assist(
     session.flush()
     audit.record(
         session, principal, "assist_create", now=now, dataset="assists",
-        query={"kind": "assist", "value": str(req.id)}, case_no=case.case_no,
-        record_ids=[f"{SUBJECTS[subject_kind][0]}:{subject_id}", f"cases:{case.id}"],
-        owner_cities=[city], decision="ok", detail={"to": wanted, "subject_kind": subject_kind},
+        query={"kind": "assist", "value": str(req.id)}, case_no=case_no,
+        record_ids=[f"{SUBJECTS[subject_kind][0]}:{subject_id}", f"cases:{case_id}"],
+        owner_cities=[city], decision="ok",
+        detail={"to": wanted, "subject_kind": subject_kind, **(detail or {})},
     )  # fmt: skip
     return req.id
 

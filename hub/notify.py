@@ -3,7 +3,8 @@
 Kinds: ``request_to_decide`` (an approver's inbox), ``request_decided`` (a decision on
 one of my requests), ``operation_invitation`` and ``unit_request`` (to my city's
 commanders), ``alert`` (pushed to my city, not acknowledged), ``watch_hit`` (on my
-watches, or read in my city for its commanders). Pending items wait until someone acts
+watches, or read in my city for its commanders), ``assist_request`` (an open assistance
+request (协查) my city has not answered, to its commanders and investigators). Pending items wait until someone acts
 on them; events (decisions, hits) wait until the person marks the feed seen
 (`mark_seen`).
 
@@ -23,10 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.alerts import ALERT_ROLES
+from hub.assists import ASSIST_ROLES
 from hub.boundary import guard_methods
 from hub.models import (
     AccessRequest,
     AlertRecipient,
+    AssistRecipient,
+    AssistRequest,
     NoticeMark,
     Operation,
     OperationParticipant,
@@ -47,6 +51,7 @@ KINDS = (
     "unit_request",
     "alert",
     "watch_hit",
+    "assist_request",
 )
 # Events older than this are not news, even for someone who never marked the feed seen.
 EVENT_HORIZON = timedelta(days=7)
@@ -173,6 +178,22 @@ def _alerts(session: Session, principal: Principal) -> list[Notice]:
     ]  # fmt: skip
 
 
+def _assists(session: Session, principal: Principal) -> list[Notice]:
+    rows = session.execute(
+        select(AssistRequest.id, AssistRequest.created_at, AssistRequest.from_city,
+               AssistRequest.case_no)
+        .join(AssistRecipient, AssistRecipient.assist_id == AssistRequest.id)
+        .where(AssistRecipient.city_code == principal.city_code,
+               AssistRecipient.status == "pending", AssistRequest.status == "open")
+        .order_by(AssistRequest.created_at.desc()).limit(LIMIT)
+    )  # fmt: skip
+    return [
+        Notice("assist_request", r.id, r.created_at, {"city": r.from_city, "case_no": r.case_no},
+               {"page": "alerts", "assist": r.id})
+        for r in rows
+    ]  # fmt: skip
+
+
 def _hits(session: Session, principal: Principal, seen: datetime) -> list[Notice]:
     """Hits on my watches and, for a commander, hits read in my city: two index range
     reads (by watch, by city) rather than one OR that neither index serves."""
@@ -220,6 +241,8 @@ def notifications(
         out += _invitations(session, principal) + _unit_requests(session, principal)
     if principal.role in ALERT_ROLES and principal.city_code:
         out += _alerts(session, principal)
+    if principal.role in ASSIST_ROLES and principal.city_code:
+        out += _assists(session, principal)
     out += _hits(session, principal, seen)
     if since is not None:
         out = [n for n in out if n.created_at > since]

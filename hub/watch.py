@@ -24,9 +24,22 @@ from sqlalchemy import Engine, and_, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from hub import records, response, trajectory
+from hub import assists, records, response, trajectory
 from hub.boundary import guard_methods
-from hub.models import Camera, City, Sighting, User, UTCDateTime, Watch, WatchHit
+from hub.models import (
+    AssistRecipient,
+    AssistRequest,
+    Camera,
+    Case,
+    City,
+    Sighting,
+    User,
+    UTCDateTime,
+    Vehicle,
+    VehicleCaseLink,
+    Watch,
+    WatchHit,
+)
 from hub.security import access, audit, scopes
 from hub.security.backstop import row_filter
 from hub.security.crypto import FieldCipher
@@ -351,6 +364,17 @@ def match_batch(target: Engine | Session, batch_id: int, *, now: datetime | None
     return len(raised)
 
 
+def watched_plates(engine: Engine, *, now: datetime | None = None) -> frozenset[str]:
+    """The plates of the active watches (the partial plate index holds only those): the
+    stream consumer's fast lane sends a micro-batch holding one of them ahead."""
+    now = now or datetime.now(UTC)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Watch.plate).where(Watch.ended_at.is_(None), Watch.expires_at > now).distinct()
+        )
+        return frozenset(rows.scalars())
+
+
 # --- hits as one viewer sees them ---------------------------------------------------------
 
 
@@ -507,6 +531,82 @@ def operation_from_hit(
     )  # fmt: skip
 
 
+def _watched_vehicle(session: Session, watch: Watch, plate: str) -> int | None:
+    """The vehicle record an assist from a hit is about: the case's own vehicle of the
+    plate, else one registered in the watching city, else any of the plate. Read past
+    the row filter on purpose (`policy="validation"`): the request carries the id only,
+    and whoever opens the subject does so through `records.view_record`."""
+    linked = (
+        select(VehicleCaseLink.vehicle_id)
+        .where(VehicleCaseLink.case_id == watch.case_id)
+        .scalar_subquery()
+    )
+    first = (
+        select(Vehicle.id)
+        .where(Vehicle.plate == plate)
+        .order_by(
+            Vehicle.id.in_(linked).desc(),
+            (Vehicle.city_code == watch.owner_city).desc(),
+            Vehicle.id,
+        )  # fmt: skip
+        .limit(1)
+        .execution_options(policy="validation")
+    )
+    return session.scalar(first)
+
+
+def assist_from_hit(
+    session: Session, principal: Principal, hit_id: int, *, asked: str, now: datetime
+) -> int:
+    """A commander of the city where the car was read opens an assistance request (协查)
+    from the hit, one click: under the watch's case, about the watched vehicle, asking
+    the watching (requesting) city. The same rules as `operation_from_hit`; a second
+    click while that request is open returns it rather than asking twice.
+
+    Raises
+    ------
+    InputError
+        ``unknown_hit`` (not a hit in this commander's city), ``hit_not_open`` (the read
+        is not open to the commander), ``assist_own_city`` (the watch is the commander's own
+        city's), ``no_vehicle_record`` (no vehicle of the plate is registered), or a
+        refusal of `asked` as free text (`response.clean_text`).
+    """
+    hit, watch = _told_hit(session, principal, hit_id)
+    if principal.role != "commander" or hit.city_code != principal.city_code:
+        raise InputError("unknown_hit", f"no hit {hit_id} in your city", id=hit_id)
+    grants = session.info.get("grants", ())
+    if hit.sighting_id not in _readable(session, principal, [hit.sighting_id], grants):
+        raise InputError("hit_not_open", "the read of this hit is not open to you", id=hit_id)
+    if not watch.owner_city or watch.owner_city == hit.city_code:
+        raise InputError("assist_own_city", "the watch is your own city's: no one to ask")
+    status = session.scalar(
+        select(Case.status).where(Case.id == watch.case_id).execution_options(policy="validation")
+    )
+    if status != "open":  # the watcher's case was closed since: nothing left to ask
+        raise InputError("no_open_case", "the watch's case is not open", case_no=watch.case_no)
+    text = response.clean_text(asked, "asked")
+    vehicle = _watched_vehicle(session, watch, hit.plate)
+    if vehicle is None:
+        raise InputError("no_vehicle_record", "no vehicle of this plate is registered", id=hit_id)
+    a, r = AssistRequest, AssistRecipient
+    open_one = session.scalar(
+        select(a.id)
+        .join(r, and_(r.assist_id == a.id, r.city_code == watch.owner_city))
+        .where(
+            a.from_city == principal.city_code, a.case_id == watch.case_id,
+            a.subject_kind == "vehicle", a.subject_id == vehicle, a.status == "open",
+        )
+        .limit(1)
+    )  # fmt: skip
+    if open_one is not None:
+        return open_one
+    return assists.open_assist(
+        session, principal, case_id=watch.case_id, case_no=watch.case_no,
+        subject_kind="vehicle", subject_id=vehicle, asked=text, to_cities=[watch.owner_city],
+        now=now, detail={"hit_id": hit.id, "watch_id": watch.id},
+    )  # fmt: skip
+
+
 def track(
     session: Session, principal: Principal, watch_id: int, *, now: datetime,
     grants: Sequence[GrantScope], cipher: FieldCipher,
@@ -613,6 +713,15 @@ class WatchDesk:
         return self._run(principal, "operation_create",
                          lambda s, t: operation_from_hit(s, principal, hit_id, now=t), now,
                          query={"hit_id": hit_id})  # fmt: skip
+
+    def assist_from_hit(
+        self, principal: Principal, hit_id: int, asked: str, *, now: datetime | None = None
+    ) -> int:
+        """The one-click assistance request (协查) from a hit (see `assist_from_hit`);
+        returns the request's id."""
+        return self._run(principal, "assist_create",
+                         lambda s, t: assist_from_hit(s, principal, hit_id, asked=asked, now=t),
+                         now, query={"hit_id": hit_id})  # fmt: skip
 
     def track(
         self, principal: Principal, watch_id: int, *, now: datetime | None = None

@@ -4,6 +4,7 @@ after commit, redelivery changes nothing, poison parked, kill and restart, bus d
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import subprocess
@@ -11,20 +12,23 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import nats
 import pytest
 from sqlalchemy import func, select, text
 
 from hub import models as m
+from hub.ingest.pipeline import ingest
 from hub.live import bus
-from hub.live.consumer import Options, StreamConsumer
+from hub.live.consumer import Options, StreamConsumer, jsonl, stream_spec
 from hub.live.facade import LiveFacade
 from hub.security import audit
 from hub.security.crypto import FieldCipher
 from hub.settings import ROOT, load_settings
 from hub.store import transaction
 from tests.bus_support import (
+    CHUZHOU,
     HEFEI,
     WUHU,
     add_cameras,
@@ -94,6 +98,56 @@ def test_end_to_end_one_path_with_rejects_and_lineage(store, nats_server):
     for code in ("not_json", "not_object", "plate"):
         assert code in joined
     assert chain_ok(store)
+
+
+def _watch(engine, plate: str) -> None:
+    """An active province-wide watch on `plate` (a watcher of Hefei's)."""
+    now = datetime.now(UTC)
+    with transaction(engine) as s:
+        user = m.User(username="watcher.t", display_name="watcher", role="investigator",
+                      city_code=HEFEI, password_hash="-")  # fmt: skip
+        s.add(user)
+        s.flush()
+        s.add(m.Watch(plate=plate, owner_id=user.id, owner_city=HEFEI, purpose="pursuit",
+                      case_no="A1", case_id=1, scope="province",
+                      created_at=now - timedelta(hours=1), expires_at=now + timedelta(days=1)))  # fmt: skip
+
+
+def test_a_read_of_a_watched_plate_goes_ahead_and_raises_its_hit(store, nats_server):
+    """Reads of two busy cities are on the bus before one read of a watched plate in a
+    third: that read is stored first (the fast lane), and its hit is raised."""
+    ensure(nats_server)
+    cams = add_cameras(store, CHUZHOU)
+    _watch(store, "皖AW0001")
+    for city in (HEFEI, WUHU):
+        asyncio.run(publish_raw(nats_server, city, [("incidents", incident(i, city), f"{city}-b{i}")
+                                                    for i in range(300)]))  # fmt: skip
+    asyncio.run(publish_raw(nats_server, CHUZHOU,
+                            [("sightings", sighting(1, cams[0], "皖A W0001", CHUZHOU), "w1")]))  # fmt: skip
+    opts = Options(batch_max=100, fetch=1000, max_wait_s=5.0)
+    stats = consume(store, nats_server, opts)
+    assert stats.messages == 601 and stats.fast_lane == 1
+    with transaction(store) as s:
+        first = s.scalars(select(m.FeedBatch).where(m.FeedBatch.source_name.like("stream:%"))
+                          .order_by(m.FeedBatch.id)).first()  # fmt: skip
+        assert first.source_name.startswith(f"stream:hub.feed.{CHUZHOU}.sightings:")
+        assert s.scalar(select(func.count()).select_from(m.WatchHit)) == 1
+
+
+def test_a_batch_stored_but_not_matched_is_matched_at_restart(store, nats_server):
+    """A consumer killed between a batch's commit and its matching: the redelivered
+    messages change nothing, so the next consumer matches its last batches again."""
+    ensure(nats_server)
+    cams = add_cameras(store, HEFEI)
+    _watch(store, "皖AW0002")
+    ingest(store, city_code=HEFEI, spec=stream_spec("sightings"),
+           source=io.BytesIO(jsonl([sighting(7, cams[0], "皖AW0002")])),
+           source_name=f"stream:hub.feed.{HEFEI}.sightings:1-1",
+           cipher=FieldCipher.from_settings(load_settings()))  # fmt: skip
+    assert count(store, m.WatchHit) == 0
+    consume(store, nats_server)
+    consume(store, nats_server)
+    assert count(store, m.WatchHit) == 1, "raised once, however often the consumer starts"
 
 
 def test_redelivery_and_repeats_change_nothing(store, nats_server):

@@ -17,7 +17,18 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from hub import demo
-from hub.models import AccessRequest, AuditEntry, Camera, FeedBatch, Operation, Sighting, WatchHit
+from hub.models import (
+    AccessRequest,
+    AssistRecipient,
+    AssistRequest,
+    AuditEntry,
+    Camera,
+    FeedBatch,
+    Operation,
+    Sighting,
+    Vehicle,
+    WatchHit,
+)
 from hub.security.errors import HubError
 from hub.security.policy import Outcome, Principal
 from hub.security.reasons import Reason
@@ -220,6 +231,59 @@ def test_the_city_commander_is_told_and_opens_an_operation(env: Env) -> None:
     assert ("operation_invitation", op_id) in kinds, "the watching city is invited"
 
 
+def test_the_city_commander_opens_an_assist_from_a_hit(env: Env) -> None:
+    # The pursuit car: a registered Hefei vehicle linked to the watch's case.
+    now, plate = at(day=46), demo.PURSUIT_PLATE
+    inv, watch = env.who("investigator.hf"), env.hub.watch
+    cz, wh = env.who("commander.cz"), env.who("commander.wh")
+    watch.create_watch(inv, plate, CASE, "province", now + timedelta(days=1), now=now)
+    t = now + timedelta(minutes=5)
+    watch.match_batch(env.reads(plate, (CHUZHOU, "sensitive", t)), now=t)
+    # Chuzhou's commander is told, with the case and the requesting city.
+    (told,) = [n for n in env.hub.notices.check(cz, since=now, now=t).new
+               if n.kind == "watch_hit" and n.params["case_no"] == CASE.case_no]  # fmt: skip
+    assert (told.params["city"], told.params["from_city"], told.params["mine"]) == (
+        CHUZHOU, HEFEI, 0,
+    )  # fmt: skip
+    asked = "请告知该车处置要求及联系人"
+    # refused by the hub as `assist_create_refused`, by the boundary's text check under
+    # the method's name
+    refusals = ("assist_create_refused", "assist_from_hit_refused")
+    refused = env.audits(*refusals)
+    for who in (wh, inv):  # another city's commander; the watcher is no commander here
+        with pytest.raises(HubError) as exc:
+            watch.assist_from_hit(who, told.item_id, asked, now=t)
+        assert exc.value.code == "unknown_hit"
+    with pytest.raises(HubError) as exc:
+        watch.assist_from_hit(cz, told.item_id, "车主电话 13812345678", now=t)
+    assert exc.value.code == "text_has_identifier"
+    assert env.audits(*refusals) == refused + 3, "every refusal audited"
+    created = env.audits("assist_create")
+    aid = watch.assist_from_hit(cz, told.item_id, asked, now=t)
+    assert watch.assist_from_hit(cz, told.item_id, asked, now=t) == aid, "a second click asks once"
+    assert env.audits("assist_create") == created + 1
+    with session_factory(env.engine)() as s:
+        req = s.get(AssistRequest, aid)
+        car = s.get(Vehicle, req.subject_id)
+        assert (req.from_city, req.case_no, req.subject_kind, req.asked, req.status) == (
+            CHUZHOU, CASE.case_no, "vehicle", asked, "open",
+        )  # fmt: skip
+        assert (car.plate, car.city_code) == (plate, HEFEI)
+        to = s.scalars(select(AssistRecipient.city_code).where(AssistRecipient.assist_id == aid))
+        assert list(to) == [HEFEI], "the requesting city is asked"
+    # Hefei's investigator finds it waiting, answers it, and it waits no more.
+    assert ("assist_request", aid) in {
+        (n.kind, n.item_id) for n in env.hub.notices.check(inv, now=t).notices
+    }
+    inbox = env.hub.assists(inv, now=t)
+    (row,) = inbox[inbox["id"] == aid].to_dict("records")
+    assert (row["from_city"], row["my_status"], row["outgoing"]) == (CHUZHOU, "pending", False)
+    env.hub.respond_assist(inv, aid, "嫌疑人可能持械，请勿单独拦截，联系合肥专案组", now=t)
+    assert ("assist_request", aid) not in {
+        (n.kind, n.item_id) for n in env.hub.notices.check(inv, now=t).notices
+    }
+
+
 def test_ending_a_watch_and_the_watch_list(env: Env) -> None:
     now, watch = at(day=45), env.hub.watch
     inv = env.who("investigator.hf")
@@ -249,3 +313,42 @@ def test_ending_a_watch_and_the_watch_list(env: Env) -> None:
     assert (mine[a].end_reason, mine[a].active, mine[b].end_reason) == ("approver", False, "owner")
     assert a not in {w.id for w in watch.watches_for_city(env.who("approver.cz"),
                                                           now=now + timedelta(minutes=2))}  # fmt: skip
+
+
+def test_the_watch_page_opens_an_assist_from_a_hit_in_one_click(env: Env, monkeypatch) -> None:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from hub.models import AssistRequest as Assist
+    from tests.conftest import ROOT
+
+    now, plate = at(day=48), demo.PURSUIT_PLATE
+    inv, cz, watch = env.who("investigator.hf"), env.who("commander.cz"), env.hub.watch
+    for a in env.hub.assists(cz, now=now).itertuples():  # one open request per car and case
+        if a.outgoing and a.status == "open":
+            env.hub.close_assist(cz, int(a.id), now=now)
+    watch.create_watch(inv, plate, CASE, [CHUZHOU], now + timedelta(days=1), now=now)
+    watch.match_batch(env.reads(plate, (CHUZHOU, "internal", now)), now=now)
+    (hit,) = [h for h in watch.hits(cz, since=now - timedelta(seconds=1), now=now)
+              if h.plate == plate]  # fmt: skip
+    monkeypatch.setenv("HUB_DATABASE_URL", env.engine.url.render_as_string(hide_password=False))
+    st.cache_resource.clear()
+    try:
+        page = AppTest.from_file(str(ROOT / "pages/watch.py"), default_timeout=60)
+        page.session_state["lang"] = "zh"
+        page.session_state["principal"] = cz
+        page.run()
+        before = env.count(Assist, Assist.status == "open")
+        page.button(key=f"watch-as-{hit.id}").click().run()
+    finally:
+        st.cache_resource.clear()
+    assert not page.exception
+    assert env.count(Assist, Assist.status == "open") == before + 1
+    with session_factory(env.engine)() as s:
+        made = s.scalars(select(Assist).order_by(Assist.id.desc())).first()
+        assert (made.from_city, made.case_no, made.subject_kind) == (
+            CHUZHOU,
+            CASE.case_no,
+            "vehicle",
+        )
+        assert plate in made.asked, "the one click asks in the viewer's words about the car"

@@ -20,7 +20,7 @@ from ui.text import plain
 REFRESH_SECONDS = 5
 TOASTS_PER_CHECK = 3
 SHOWN = 20
-_SINCE = "notices_since"
+_SHOWN = "notices_shown"
 _APPLIED = "notices_link_applied_"
 T = TypeVar("T")
 ICONS = {
@@ -30,6 +30,7 @@ ICONS = {
     "unit_request": ":material/local_police:",
     "alert": ":material/campaign:",
     "watch_hit": ":material/notifications_active:",
+    "assist_request": ":material/travel_explore:",
 }
 
 
@@ -64,16 +65,20 @@ def notice_badge(principal: Principal) -> None:
     @st.fragment(run_every=REFRESH_SECONDS)
     def badge() -> None:
         try:
-            check = get_hub().notices.check(principal, since=st.session_state.get(_SINCE))
+            check = get_hub().notices.check(principal)
         except HubError:
             return  # an ended session is signed out by the page's next check
         from ui.frame import city_names  # the frame shows this badge: imported when drawn
 
-        first = _SINCE not in st.session_state
-        st.session_state[_SINCE] = check.checked_at
+        # What is new is what the previous check did not list, not what is younger than
+        # it: an item stamped before that check but committed after it (a hit is stamped
+        # when its match begins) would otherwise never be toasted.
+        before = st.session_state.get(_SHOWN)
+        st.session_state[_SHOWN] = {(n.kind, n.item_id) for n in check.notices}
         names = city_names()
-        if not first:
-            for n in check.new[:TOASTS_PER_CHECK]:
+        if before is not None:
+            new = [n for n in check.notices if (n.kind, n.item_id) not in before]
+            for n in new[:TOASTS_PER_CHECK]:
                 st.toast(notice_text(n, names), icon=ICONS.get(n.kind))
         label = t("notice_badge", n=check.count) if check.count else t("notice_badge_none")
         with st.popover(label, icon=":material/notifications:"):

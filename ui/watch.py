@@ -1,6 +1,6 @@
 """Pieces of the plate-watch page (布控): the watch form, the live hit list (rows, or
-pointers with the one-click request; for commanders, a joint operation from the hit),
-the watched car's track on the map, and the watch lists."""
+pointers with the one-click request; for commanders, a joint operation or an assist
+(协查) from the hit), the watched car's track on the map, and the watch lists."""
 
 from __future__ import annotations
 
@@ -102,14 +102,31 @@ def hit_list(hub, principal, hits: list[HitView], names: dict[str, str], *,
                     t("traj_col_camera"): row["camera"], t("city"): where,
                 }])  # fmt: skip
                 record_table(hub, principal, frame)
-                here = principal.role == "commander" and h.city_code == principal.city_code
-                if here and st.button(t("watch_open_operation"), key=f"watch-op-{h.id}"):
-                    attempt(lambda h=h: hub.watch.operation_from_hit(principal, h.id),
-                            t("watch_operation_opened"))  # fmt: skip
+                if principal.role == "commander" and h.city_code == principal.city_code:
+                    _hit_actions(hub, principal, h, where)
             elif h.pointer is not None and h.mine:
                 _hit_pointer(hub, principal, h, names)
             elif h.pointer is not None:
                 st.caption(t("pointer_line", n=1, city=where, level=t("level_" + h.pointer.level)))
+
+
+def _hit_actions(hub, principal, h: HitView, where: str) -> None:
+    """The commander of the city where the car was read: a joint operation inviting the
+    watching city, or an assist (协查) asking it, each one click."""
+    op, assist = st.columns(2)
+    if op.button(t("watch_open_operation"), key=f"watch-op-{h.id}", icon=":material/groups:"):
+        attempt(lambda: hub.watch.operation_from_hit(principal, h.id), t("watch_operation_opened"))
+    if (
+        h.owner_city
+        and h.owner_city != principal.city_code
+        and assist.button(
+            t("watch_open_assist"), key=f"watch-as-{h.id}", icon=":material/travel_explore:"
+        )
+    ):
+        asked = t("watch_assist_asked", plate=h.plate, city=where, case_no=h.case_no,
+                  at=local_time(h.sighting["ts"], "%m-%d %H:%M"))  # fmt: skip
+        attempt(lambda: hub.watch.assist_from_hit(principal, h.id, asked),
+                t("watch_assist_opened"))  # fmt: skip
 
 
 def _hit_pointer(hub, principal, h: HitView, names: dict[str, str]) -> None:

@@ -62,7 +62,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     settings = load_settings()
     consumer = StreamConsumer(
         _engine(args), bus.hub_endpoint(), FieldCipher.from_settings(settings),
-        options=Options(batch_max=args.batch_max, fetch=args.batch_max),
+        options=Options(batch_max=args.batch_max, fetch=4 * args.batch_max),
         limits=Limits.from_settings(settings),
     )  # fmt: skip
     try:

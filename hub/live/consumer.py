@@ -1,12 +1,17 @@
 """`python -m hub stream`: the hub's durable pull consumer of city feeds.
 
 Messages are taken in micro-batches per subject (one city, one dataset): up to
-`Options.batch_max` messages or `Options.max_wait_s` seconds. Each micro-batch becomes a
+`Options.batch_max` messages or `Options.max_wait_s` seconds. One micro-batch is stored
+at a time (in a thread) while the bus is read on; the next to go is a subject holding a
+read of a watched plate (the fast lane: its hit is what someone waits for), else the
+subject waiting longest. Each micro-batch becomes a
 JSON Lines source and goes through `hub.ingest.pipeline.ingest`, the very path of file
 feeds, so validation, mapping, rejects, lineage (one feed batch per micro-batch, named
 ``stream:<subject>:<first>-<last sequence>``) and audit are the same. A message is
-acknowledged only after the transaction that stored it committed; a redelivered message
-finds its natural key and changes nothing.
+acknowledged only after the transaction that stored it committed and its plate-watch
+hits were raised; a redelivered message finds its natural key and changes nothing. At
+start the consumer matches its last few stored batches again (idempotent), so that a
+crash between a batch's commit and its matching loses no hit.
 
 Failures:
 - a micro-batch the pipeline refuses as a whole is split in halves until the message
@@ -14,8 +19,8 @@ Failures:
 - a message that fails alone is redelivered later (`nak` with a delay) and, at its
   `Options.max_tries`-th delivery, parked in the dead-letter stream with its reason;
 - the store locked or down: the same micro-batch is retried with growing pauses while
-  the bus holds everything else (at most one more micro-batch is fetched behind it:
-  back-pressure, not memory).
+  the bus holds everything else (at most `Options.fetch` more messages are held behind
+  it: back-pressure, not memory).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import logging
 import time
 from collections import defaultdict
@@ -36,6 +42,7 @@ from hub.ingest.readers import Limits
 from hub.ingest.spec import FeedError, Spec, load_spec
 from hub.live import bus
 from hub.security.crypto import FieldCipher
+from hub.validate import normalize_plate
 
 log = logging.getLogger("hub.stream")
 _TRANSIENT_HINTS = ("locked", "busy", "timeout", "connection", "could not serialize",
@@ -48,11 +55,13 @@ class Options:
 
     batch_max: int = 2000
     max_wait_s: float = 0.5
-    fetch: int = 2000
+    fetch: int = 8000  # most messages held beside the micro-batch being stored
     nak_delay_s: float = 2.0
     max_tries: int = bus.MAX_TRIES
     retry_max_s: float = 30.0  # longest pause while the store is unavailable
     connect_wait_s: float = 15.0  # how long to wait for the bus at start
+    watch_refresh_s: float = 5.0  # how often the fast lane re-reads the watched plates
+    rematch_batches: int = 20  # stored batches matched again at start
 
 
 @dataclass
@@ -66,6 +75,7 @@ class Stats:
     retried: int = 0  # messages sent back for a later try
     parked: int = 0
     store_waits: int = 0
+    fast_lane: int = 0  # micro-batches sent ahead for a read of a watched plate
     ingest_seconds: float = 0.0  # inside the pipeline (the rest: bus, batching, acks)
     batch_ids: list[int] = field(default_factory=list)
 
@@ -95,19 +105,98 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError | OSError)
 
 
-def _match_watches(engine: Engine, batch_id: int) -> None:
-    """Raise plate-watch hits for a committed batch of sightings (hub.watch, if present)."""
+def _watch_module():
+    """hub.watch, when the hub has plate watch (the consumer runs without it too)."""
     try:
         from hub import watch
     except ImportError:
-        return
-    match = getattr(watch, "match_batch", None)
-    if match is None:
+        return None
+    return watch
+
+
+def _match_watches(engine: Engine, batch_id: int) -> None:
+    """Raise plate-watch hits for a committed batch of sightings."""
+    watch = _watch_module()
+    if watch is None:
         return
     try:
-        match(engine, batch_id)
+        watch.match_batch(engine, batch_id)
     except Exception:  # the records are stored; a matcher fault must not stop the stream
         log.exception("plate watch matching failed for batch %s", batch_id)
+
+
+def _rematch_recent(engine: Engine, n: int) -> int:
+    """Match the last `n` stored stream batches of sightings again: a consumer killed
+    after a commit and before its matching left those hits unraised, and the redelivered
+    messages change nothing (so raise nothing). Rematching raises nothing twice."""
+    watch = _watch_module()
+    if watch is None or n <= 0:
+        return 0
+    from sqlalchemy import select
+
+    from hub.models import FeedBatch
+
+    with engine.connect() as conn:
+        ids = conn.execute(
+            select(FeedBatch.id)
+            .where(FeedBatch.dataset == "sightings", FeedBatch.status == "done",
+                   FeedBatch.source_name.startswith("stream:"))
+            .order_by(FeedBatch.id.desc())
+            .limit(n)
+        ).scalars().all()  # fmt: skip
+    for batch_id in reversed(ids):
+        _match_watches(engine, batch_id)
+    return len(ids)
+
+
+class _FastLane:
+    """The plates on watch, re-read every `refresh_s` in a thread (the loop never waits
+    for it), and whether a message is a read of one. A miss costs only the lane: every
+    read is matched in the store after its commit all the same."""
+
+    def __init__(self, engine: Engine, refresh_s: float) -> None:
+        self.engine, self.refresh_s = engine, refresh_s
+        self.plates: frozenset[str] = frozenset()
+        self._at = -float("inf")
+        self._task: asyncio.Task | None = None
+
+    def _load(self) -> frozenset[str]:
+        watch = _watch_module()
+        active = getattr(watch, "watched_plates", None)
+        return active(self.engine) if active is not None else frozenset()
+
+    async def load(self) -> None:
+        try:
+            self.plates = await asyncio.to_thread(self._load)
+        except Exception:  # noqa: BLE001 - the lane is an optimisation: run without it
+            log.warning("fast lane: cannot read the watched plates", exc_info=True)
+        self._at = time.monotonic()
+
+    def refresh(self) -> None:
+        if self._task is not None and self._task.done():
+            try:
+                self.plates = self._task.result()
+            except Exception:  # noqa: BLE001 - the lane is an optimisation: keep the old set
+                log.warning("fast lane: cannot read the watched plates", exc_info=True)
+            self._task = None
+        if self._task is None and time.monotonic() - self._at >= self.refresh_s:
+            self._at = time.monotonic()
+            self._task = asyncio.create_task(asyncio.to_thread(self._load))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+
+    def holds(self, msg) -> bool:
+        """Whether `msg` is a plate read of a watched plate."""
+        if not self.plates or not msg.subject.endswith(".sightings"):
+            return False
+        try:
+            plate = json.loads(msg.data).get("plate")
+        except (ValueError, AttributeError):
+            return False
+        return isinstance(plate, str) and normalize_plate(plate) in self.plates
 
 
 class StreamConsumer:
@@ -174,15 +263,15 @@ class StreamConsumer:
                 await m.in_progress()
             await asyncio.sleep(pause)
             pause = min(pause * 2, self.options.retry_max_s)
+        if report.batch_id is not None:
+            self.stats.batch_ids.append(report.batch_id)
+            if spec.dataset == "sightings" and report.rows_inserted + report.rows_updated:
+                await asyncio.to_thread(_match_watches, self.engine, report.batch_id)
         for m in msgs:
             await m.ack()
         self.stats.batches += 1
         self.stats.messages += len(msgs)
         self.stats.rows_rejected += report.rows_rejected
-        if report.batch_id is not None:
-            self.stats.batch_ids.append(report.batch_id)
-            if spec.dataset == "sightings" and report.rows_inserted + report.rows_updated:
-                await asyncio.to_thread(_match_watches, self.engine, report.batch_id)
 
     async def _failed(self, msg, code: str, reason: str) -> None:
         """Send a failing message back for later, or park it after its last try."""
@@ -222,6 +311,92 @@ class StreamConsumer:
         info = await sub.consumer_info()
         return info.num_pending + info.num_ack_pending
 
+    def _next(self, buffers: dict[str, list], since: dict[str, float], urgent: set[str],
+              idle: bool, full: bool) -> str | None:  # fmt: skip
+        """The subject to store next: one holding a watched plate's read; else, hands
+        full, the largest; else the one waiting longest among those full or old enough
+        (any, when the bus is idle)."""
+        if urgent:
+            return min(urgent, key=since.__getitem__)
+        if full and buffers:
+            return max(buffers, key=lambda s: len(buffers[s]))
+        now, opts = time.monotonic(), self.options
+        due = [s for s, b in buffers.items()
+               if idle or len(b) >= opts.batch_max or now - since[s] >= opts.max_wait_s]  # fmt: skip
+        return min(due, key=since.__getitem__) if due else None
+
+    async def _loop(self, sub, stop: asyncio.Event, drain: bool, NatsError) -> None:  # noqa: N803
+        """Fetch while one micro-batch is stored; never more than `Options.fetch` messages
+        held beside the one being stored."""
+        opts = self.options
+        lane = _FastLane(self.engine, opts.watch_refresh_s)
+        await lane.load()  # the lane works from the first fetch on
+        buffers: dict[str, list] = defaultdict(list)
+        since: dict[str, float] = {}
+        urgent: set[str] = set()
+        held = 0
+        storing: asyncio.Task | None = None
+        try:
+            while not stop.is_set():
+                lane.refresh()
+                if storing is not None and storing.done():
+                    await storing  # its exception, if any, ends the run
+                    storing = None
+                msgs: list = []
+                room = opts.fetch - held
+                if room > 0:
+                    # Busy (a store runs, or reads wait to be stored): look again soon.
+                    wait = 0.05 if storing is not None or buffers else opts.max_wait_s
+                    # A pull the client gave up on may still deliver (its expiry is the
+                    # server's): asking for half the room leaves room for that too.
+                    ask = room if storing is None else max(1, room // 2)
+                    try:
+                        msgs = await sub.fetch(ask, timeout=wait)
+                    except TimeoutError:
+                        pass
+                    except NatsError as exc:  # the bus is down or a leader moves: wait
+                        log.warning("bus: %s", exc)
+                        await asyncio.sleep(0.5)
+                elif storing is not None:  # hands full: the bus holds the rest
+                    await asyncio.wait({storing}, timeout=opts.max_wait_s)
+                    continue
+                # (hands full and nothing being stored: the largest buffer goes below)
+                now = time.monotonic()
+                for m in msgs:
+                    buffers[m.subject].append(m)
+                    since.setdefault(m.subject, now)
+                    if m.subject not in urgent and lane.holds(m):
+                        urgent.add(m.subject)
+                held += len(msgs)
+                if storing is None:
+                    subject = self._next(buffers, since, urgent, idle=not msgs, full=room <= 0)
+                    if subject is not None:
+                        batch = buffers.pop(subject)
+                        first = since.pop(subject)
+                        if subject in urgent:
+                            urgent.discard(subject)
+                            self.stats.fast_lane += 1
+                        if len(batch) > opts.batch_max:  # the rest waits its turn
+                            buffers[subject], batch = (
+                                batch[opts.batch_max :],
+                                batch[: opts.batch_max],
+                            )
+                            since[subject] = first
+                            if any(lane.holds(m) for m in buffers[subject]):
+                                urgent.add(subject)
+                        held -= len(batch)
+                        storing = asyncio.create_task(self._flush(subject, batch))
+                if drain and not msgs and not buffers and storing is None:
+                    try:
+                        if await self._pending(sub) == 0:
+                            break
+                    except (TimeoutError, NatsError):
+                        pass
+        finally:
+            if storing is not None:
+                await storing
+            await lane.close()
+
     async def run(self, *, stop: asyncio.Event | None = None, drain: bool = False) -> Stats:
         """Consume until `stop` is set (or, with `drain`, until nothing is pending).
 
@@ -244,45 +419,8 @@ class StreamConsumer:
             self._js = nc.jetstream()
             await bus.ensure_streams(self._js, self.endpoint.replicas)
             sub = await self._js.pull_subscribe_bind(durable=bus.CONSUMER, stream=bus.STREAM)
-            buffers: dict[str, list] = defaultdict(list)
-            since: dict[str, float] = {}
-            opts = self.options
-            # One micro-batch is stored (in a thread) while the next is fetched: the two
-            # cores overlap, and no more than that is ever in the consumer's hands.
-            storing: asyncio.Task | None = None
-            try:
-                while not stop.is_set():
-                    try:
-                        msgs = await sub.fetch(opts.fetch, timeout=opts.max_wait_s)
-                    except TimeoutError:
-                        msgs = []
-                    except NatsError as exc:  # the bus is down or a leader moves: wait
-                        log.warning("bus: %s", exc)
-                        await asyncio.sleep(0.5)
-                        msgs = []
-                    for m in msgs:
-                        buffers[m.subject].append(m)
-                        since.setdefault(m.subject, time.monotonic())
-                    for subject in list(buffers):
-                        batch = buffers[subject]
-                        old = time.monotonic() - since[subject] >= opts.max_wait_s
-                        if len(batch) >= opts.batch_max or old or not msgs:
-                            del buffers[subject], since[subject]
-                            if storing is not None:
-                                await storing
-                            storing = asyncio.create_task(self._flush(subject, batch))
-                    if drain and not msgs and not buffers:
-                        if storing is not None:
-                            await storing
-                            storing = None
-                        try:
-                            if await self._pending(sub) == 0:
-                                break
-                        except (TimeoutError, NatsError):
-                            pass
-            finally:
-                if storing is not None:
-                    await storing
+            await asyncio.to_thread(_rematch_recent, self.engine, self.options.rematch_batches)
+            await self._loop(sub, stop, drain, NatsError)
         finally:
             if nc.is_connected:  # the last acknowledgements leave before we do
                 with contextlib.suppress(TimeoutError, NatsError):
