@@ -1,6 +1,6 @@
 """Plate watch (布控): put a plate on watch with a reason, scope and expiry; live hits
-(rows, or pointers with a one-click request; a joint operation from a hit in the
-commander's city); the watched car's track; the city's watch list."""
+(rows, or pointers with a one-click request; a joint operation or an assist (协查) from
+a hit in the commander's city); the watched car's track; the city's watch list."""
 
 from datetime import UTC, datetime
 
