@@ -16,13 +16,12 @@ import pandas as pd
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
-from geo.cells import text_parents
 from hub import hourly as hourly_counts
-from hub import kpi, quality, situation
+from hub import kpi, situation
 from hub import models as m
 from hub.codes import label
 from hub.security.errors import InputError
-from hub.selection import check_selection, incident_where
+from hub.selection import check_selection
 
 LOCAL_TZ = "Asia/Shanghai"
 DIMENSIONS = ("city", "district", "type", "severity", "day", "weekday", "hour")
@@ -112,38 +111,56 @@ def _check(q: ExploreQuery) -> None:
     check_selection(q, max_window=MAX_WINDOW)
 
 
-def _where(q: ExploreQuery, *, count_secret: bool) -> ColumnElement[bool]:
-    if count_secret:
-        return incident_where(q)
-    return and_(incident_where(q), m.Incident.classification != "secret")
+# Explore's dimensions as columns of the rollups (hub/hourly.py); day, weekday and hour
+# are the local ones of the UTC `hour` (Asia/Shanghai is a whole number of hours ahead).
+_COLUMN = {"city": "city_code", "district": "district_code", "type": "type_code",
+           "severity": "severity"}  # fmt: skip
+_SERIES = {"city": "city", "district": "district", "type": "type"}
+_TIME = ("day", "weekday", "hour")
 
 
-def _dimension(session: Session, name: str) -> ColumnElement:
-    i = m.Incident
-    return {
-        "city": lambda: i.city_code, "district": lambda: i.district_code,
-        "type": lambda: i.type_code, "severity": lambda: i.severity,
-        "day": lambda: _local(session, i.ts, "day"),
-        "weekday": lambda: _local(session, i.ts, "weekday"),
-        "hour": lambda: _local(session, i.ts, "hour"),
-    }[name]()  # fmt: skip
+def _counted(session: Session, q: ExploreQuery, plain: list[str], by_hour: bool,
+             count_secret: bool) -> pd.DataFrame:  # fmt: skip
+    """Counts of the selection by the dimensions `plain` (and the UTC hour): from the
+    one-dimension series when nothing is filtered and one series holds them all (the
+    default view: a few thousand rows for a month of the province), else from the full
+    hourly rollup; the part-hours at the window's ends from the incidents either way."""
+    filtered = q.cities or q.districts or q.types or q.severities
+    columns = [_COLUMN[d] for d in plain]
+    if not filtered and len(plain) <= 1 and all(d in _SERIES for d in plain):
+        name = _SERIES[plain[0]] if plain else "city"
+        frame = hourly_counts.series(session, name, q.start, q.end, by_hour=by_hour,
+                                     count_secret=count_secret)  # fmt: skip
+        return frame[[*columns, *(["hour"] if by_hour else []), "count"]]
+    by = [*columns, *(["hour"] if by_hour else [])]
+    return hourly_counts.counts(session, q, by, count_secret=count_secret)
 
 
-def _grouped(session: Session, dims: list[str], where) -> pd.DataFrame:
-    keys = [_dimension(session, d) for d in dims]
-    stmt = (
-        select(*keys, func.count()).where(where).group_by(*keys)
-        .execution_options(policy="aggregate")
-    )  # fmt: skip
-    frame = pd.DataFrame(session.execute(stmt).all(), columns=[*dims, "count"])
+def _by_local(frame: pd.DataFrame, plain: list[str], dims: list[str]) -> pd.DataFrame:
+    """`frame` (dimension columns, `hour`, `count`) grouped by `dims` with local time."""
+    frame = frame.rename(columns={_COLUMN[d]: d for d in plain})
+    if any(d in _TIME for d in dims):
+        local = frame["hour"] + pd.Timedelta(hours=8)  # Asia/Shanghai: UTC+8 all year
+        frame = frame.assign(day=local.dt.strftime("%Y-%m-%d"), weekday=local.dt.day_of_week,
+                             hour=local.dt.hour)  # fmt: skip
+    if frame.empty:
+        return pd.DataFrame({**{d: [] for d in dims}, "count": []}).astype({"count": "int64"})
+    keyed = frame[dims].astype(object).where(frame[dims].notna(), None)
+    table = (frame.assign(**{d: keyed[d] for d in dims})
+             .groupby(dims, as_index=False, dropna=False)["count"].sum())  # fmt: skip
     for d in ("weekday", "hour", "severity"):
-        if d in frame:
-            frame[d] = frame[d].astype("int64")
-    return frame.sort_values(dims).reset_index(drop=True) if len(frame) else frame
+        if d in table:
+            table[d] = table[d].astype("int64")
+    table["count"] = table["count"].astype("int64")
+    return table.sort_values(dims).reset_index(drop=True)
 
 
 def explore(session: Session, q: ExploreQuery, *, count_secret: bool) -> Exploration:
     """The pivot, the daily series, the hour-of-week grid and the H3 cells of a selection.
+
+    Counted from the rollups the triggers keep (hub/rollup.py, hub/hourly.py) and the
+    part-hours at the window's ends from the incidents, never a scan of the window's
+    incidents: a month of the province is a million of them.
 
     Raises
     ------
@@ -151,22 +168,20 @@ def explore(session: Session, q: ExploreQuery, *, count_secret: bool) -> Explora
         `bad_filter`, `window_order` or `window_too_long`.
     """
     _check(q)
-    where = _where(q, count_secret=count_secret)
     dims = [*q.rows, *([q.columns] if q.columns else [])]
-    table = _grouped(session, dims, where)
-    daily = _grouped(session, ["day"], where)
-    how = _grouped(session, ["weekday", "hour"], where)
-    i = m.Incident
-    cells = pd.DataFrame(
-        session.execute(
-            select(i.h3_r7, func.count()).where(where).group_by(i.h3_r7)
-            .execution_options(policy="aggregate")
-        ).all(),
-        columns=["h3", "count"],
-    )  # fmt: skip
-    if len(cells) and len(q.cities) != 1 and not q.districts:  # province: coarser cells
-        parents = text_parents(cells.h3.to_numpy(dtype=object), 6)
-        cells = cells.assign(h3=parents).groupby("h3", as_index=False)["count"].sum()
+    plain = [d for d in dims if d not in _TIME]
+    timed = len(plain) < len(dims)
+    table = _by_local(_counted(session, q, plain, timed, count_secret), plain, dims)
+    hours = _counted(session, q, [], True, count_secret)
+    daily = _by_local(hours, [], ["day"])
+    how = _by_local(hours, [], ["weekday", "hour"])
+    province = len(q.cities) != 1 and not q.districts
+    cell = "h3_r6" if province else "h3_r7"  # the province's cells are coarser
+    if province and not q.types:
+        cells = hourly_counts.province_cells(session, q, count_secret=count_secret)
+    else:
+        cells = hourly_counts.counts(session, q, [cell], count_secret=count_secret)
+    cells = cells.rename(columns={cell: "h3"}).sort_values("h3").reset_index(drop=True)
     return Exploration(q, table, int(table["count"].sum()) if len(table) else 0, daily, how, cells)
 
 
@@ -228,22 +243,44 @@ def _per_city(session: Session, model, where) -> pd.Series:
     return pd.Series(dict(rows), dtype="int64")
 
 
+def feed_validity(session: Session) -> pd.Series:
+    """Per city: the mean over its feeds (dataset x spec) of the share of valid rows, as
+    the quality scorecard (hub/quality.py) computes it, but counted in one grouped query
+    instead of building the whole scorecard (every batch's statistics) on a first visit."""
+    b = m.FeedBatch
+    ok = b.status.in_(("done", "unchanged"))  # the batches `quality._feed_row` weighs
+    considered = func.sum(case((ok, b.rows_read - b.rows_duplicate), else_=0))
+    rows = session.execute(
+        select(b.city_code, considered, func.sum(case((ok, b.rows_rejected), else_=0)))
+        .where(b.status != "running")
+        .group_by(b.city_code, b.dataset, func.coalesce(b.spec_name, ""))
+    ).all()  # fmt: skip
+    feeds = pd.DataFrame(
+        [(c, (int(n) - int(r)) / int(n) if n else None) for c, n, r in rows],
+        columns=["city_code", "validity"],
+    )
+    feeds["validity"] = pd.to_numeric(feeds["validity"]).astype("float64")
+    return feeds.groupby("city_code")["validity"].mean() if len(feeds) else pd.Series(dtype=float)
+
+
 def overview(session: Session, *, now: datetime, count_secret: bool) -> Overview:
     """KPIs per city and for the province, and the charts of the last 30 days."""
     tz = ZoneInfo(LOCAL_TZ)
     today = now.astimezone(tz).date()
     day0 = datetime.combine(today - timedelta(days=29), datetime.min.time(), tz)
-    # The 30 days' counts by city, type and UTC hour (from the hourly rollup, the part
-    # of the current hour from the incidents); every chart and the KPI derive from it.
-    hourly = hourly_counts.counts(
-        session, ExploreQuery(day0, now), ["city_code", "type_code", "hour"],
-        count_secret=count_secret,
-    )  # fmt: skip
+    # The 30 days' counts by city and UTC hour, and by type (the whole hours from the
+    # series the triggers keep, hub/rollup.py; the part of the current hour from the
+    # incidents): the trend, the hour of week and the KPI derive from the first.
+    hourly = hourly_counts.series(
+        session, "city", day0, now, by_hour=True, count_secret=count_secret
+    )
     local = hourly["hour"] + pd.Timedelta(hours=8)  # Asia/Shanghai: UTC+8 all year
     trend = (hourly.assign(day=local.dt.strftime("%Y-%m-%d"))
              .groupby(["city_code", "day"], as_index=False)["count"].sum())  # fmt: skip
-    type_mix = (hourly.groupby("type_code", as_index=False)["count"].sum()
-                .rename(columns={"type_code": "type"}))  # fmt: skip
+    type_mix = (
+        hourly_counts.series(session, "type", day0, now, by_hour=False, count_secret=count_secret)
+        .rename(columns={"type_code": "type"}).sort_values("type").reset_index(drop=True)
+    )  # fmt: skip
     hour_of_week = (hourly.assign(weekday=local.dt.day_of_week, hour=local.dt.hour)
                     .groupby(["weekday", "hour"], as_index=False)["count"].sum())  # fmt: skip
     # Today so far against the 7 days before up to the same local time of day: at 09:00
@@ -255,16 +292,19 @@ def overview(session: Session, *, now: datetime, count_secret: bool) -> Overview
     whole = hourly[(days >= first) & (local.dt.hour < cut.hour)]
     week = whole.assign(day=days[whole.index]).groupby(["city_code", "day"])["count"].sum()
     i = m.Incident
+    into_hour = cut - cut.replace(minute=0, second=0, microsecond=0)
     ranges = [
-        and_(i.ts >= start, i.ts < start + (cut - cut.replace(minute=0, second=0, microsecond=0)))
+        and_(i.ts >= start, i.ts < start + into_hour)
         for d in range(8)
         for start in [datetime.combine(first + timedelta(days=d), cut.time(), tz).replace(
             minute=0, second=0, microsecond=0)]
     ]  # fmt: skip
     local_day = _local(session, i.ts, "day")
-    partial = session.execute(
+    # Only the time ranges (all inside the window) in the WHERE: each is one index range,
+    # where with the window's bounds beside them the planner reads the whole month.
+    partial = [] if not into_hour else session.execute(
         select(i.city_code, local_day, func.count())
-        .where(or_(*ranges), _where(ExploreQuery(day0, now), count_secret=count_secret))
+        .where(or_(*ranges), true() if count_secret else i.classification != "secret")
         .group_by(i.city_code, local_day)
         .execution_options(policy="aggregate")
     ).all()  # fmt: skip
@@ -279,8 +319,8 @@ def overview(session: Session, *, now: datetime, count_secret: bool) -> Overview
     alert_ok = true() if count_secret else m.Alert.classification != "secret"
     active = _per_city(session, m.Alert, and_(m.Alert.status == "active", alert_ok))
     last7 = datetime.combine(today - timedelta(days=6), datetime.min.time(), tz)
-    districts = hourly_counts.counts(
-        session, ExploreQuery(last7, now), ["district_code"], count_secret=count_secret
+    districts = hourly_counts.series(
+        session, "district", last7, now, by_hour=False, count_secret=count_secret
     )
     districts = districts.sort_values("district_code", na_position="last").reset_index(drop=True)
     # Cross-city cooperation today: lookups that touched another city's records, by the
@@ -302,8 +342,7 @@ def overview(session: Session, *, now: datetime, count_secret: bool) -> Overview
     ).all()
     fresh = situation.freshness(session, now)
     stale = fresh[fresh.stale].groupby("city_code").size().reindex(cities, fill_value=0)
-    card = quality.scorecard(session, now=now)
-    validity = card.groupby("city_code")["validity"].mean() if len(card) else pd.Series(dtype=float)
+    validity = feed_validity(session)
     ar = m.AlertRecipient
     pending = session.execute(
         select(ar.city_code, func.count(), func.sum(case((ar.escalated, 1), else_=0)))

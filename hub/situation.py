@@ -23,11 +23,21 @@ from datetime import UTC, datetime, timedelta
 
 import h3
 import pandas as pd
-from sqlalchemy import ColumnElement, and_, case, func, literal_column, not_, select
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    func,
+    literal_column,
+    not_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from geo.cells import text_parents
 from hub import models as m
+from hub.hourly import whole_days, whole_hours
+from hub.rollup import incident_cells, parent_r6
 from hub.security import audit
 from hub.security.backstop import row_filter
 from hub.security.errors import InputError
@@ -181,6 +191,12 @@ def _to_resolution(frame: pd.DataFrame, column: str, resolution: int) -> pd.Seri
     return pd.Series(text_parents(cells.to_numpy(dtype=object), resolution), index=cells.index)
 
 
+def _cell(cell, resolution: int):
+    """The cell column to group by: the province's r6 cells are grouped in the store, so a
+    week of the province sends a few thousand rows instead of tens of thousands."""
+    return parent_r6(cell) if resolution == 6 else cell
+
+
 def _frame(session: Session, stmt, columns: list[str]) -> pd.DataFrame:
     """Rows as a DataFrame built column-wise (pandas inspects every Row object otherwise,
     which costs more than the query)."""
@@ -210,18 +226,18 @@ def incident_hexes(
     a district selection (resolution 8, finer than the rollup's cells) reads incidents.
     """
     start, end = query.start, query.end
-    first = start.replace(minute=0, second=0, microsecond=0)
-    first += timedelta(hours=1) if first < start else timedelta(0)
-    last = end.replace(minute=0, second=0, microsecond=0)
-    if query.resolution >= 8 or first >= last:
-        spans = [(start, end)]
-        whole = None
+    # The province's cells without playback or a type filter: whole UTC days from
+    # `incident_cells` (r6 by day, a third of the hourly rollup's rows for a week).
+    days = None
+    if query.resolution == 6 and not query.by_hour and not query.types:
+        days = whole_days(start, end)
+    if days is None:
+        parts = _hour_parts(session, query, start, end, count_secret, viewer)
     else:
-        spans = [(a, b) for a, b in ((start, first), (last, end)) if a < b]
-        whole = (first, last)
-    parts = [_raw_hexes(session, query, a, b, count_secret, viewer) for a, b in spans]
-    if whole is not None:
-        parts.append(_rollup_hexes(session, query, *whole, count_secret, viewer))
+        parts = [_cells_hexes(session, query, *days, count_secret, viewer)]
+        for a, b in ((start, days[0]), (days[1], end)):
+            if a < b:
+                parts += _hour_parts(session, query, a, b, count_secret, viewer)
     frame = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
     values = ["count", "max_severity"] + (["hidden"] if viewer is not None else [])
     names = ["h3", "hour"] if query.by_hour else ["h3"]
@@ -233,10 +249,44 @@ def incident_hexes(
     return frame.groupby(names, as_index=False, sort=True).agg(**sums).astype(types)
 
 
+def _hour_parts(session, query, start, end, count_secret, viewer) -> list[pd.DataFrame]:
+    """[start, end): whole hours from `incident_hourly`, the part-hours at its ends (and a
+    district selection, finer than the rollup's cells) from the incidents."""
+    whole = whole_hours(start, end)
+    if query.resolution >= 8 or whole is None:
+        return [_raw_hexes(session, query, start, end, count_secret, viewer)]
+    parts = [_raw_hexes(session, query, a, b, count_secret, viewer)
+             for a, b in ((start, whole[0]), (whole[1], end)) if a < b]  # fmt: skip
+    return [*parts, _rollup_hexes(session, query, *whole, count_secret, viewer)]
+
+
+def _cells_hexes(session, query, start, end, count_secret, viewer) -> pd.DataFrame:
+    """The counts of the whole UTC days [start, end) from `incident_cells` (r6, no type
+    filter, no playback), with the viewer's hidden count as in `_rollup_hexes`."""
+    c = incident_cells.c
+    values, aggregates = ["count", "max_severity"], [func.sum(c.n), func.max(c.severity)]
+    if viewer is not None:
+        values.append("hidden")
+        aggregates.append(func.sum(case((openable_clause(viewer, c), 0), else_=c.n)))
+    where = [c.day >= start, c.day < end, in_list(c.city_code, query.cities),
+             in_list(c.severity, query.severities)]  # fmt: skip
+    if not count_secret:
+        where.append(c.classification != "secret")
+    stmt = select(c.h3_r6, *aggregates).where(*where).group_by(c.h3_r6)
+    frame = _frame(session, stmt, ["h3", *values])
+    if viewer is None or frame.empty:
+        return frame
+    granted = _granted_beyond_role(session, viewer, query, start, end, count_secret)
+    if len(granted):
+        frame = frame.merge(granted, on=["h3"], how="left")
+        frame["hidden"] -= frame.pop("granted").fillna(0).astype("int64")
+    return frame
+
+
 def _raw_hexes(session, query, start, end, count_secret, viewer) -> pd.DataFrame:
     """The counts of [start, end) from the incidents (the covering time index)."""
     i = m.Incident
-    cell = i.h3_r8 if query.resolution >= 8 else i.h3_r7
+    cell = i.h3_r8 if query.resolution >= 8 else _cell(i.h3_r7, query.resolution)
     keys = [cell, utc_hour(session, i.ts)] if query.by_hour else [cell]
     names = ["h3", "hour"] if query.by_hour else ["h3"]
     values = ["count", "max_severity"]
@@ -268,7 +318,8 @@ def _rollup_hexes(session, query, start, end, count_secret, viewer) -> pd.DataFr
     rollup does not carry): those few are counted from the incidents, per cell.
     """
     h = m.IncidentHourly
-    keys = [h.h3_r7, h.hour] if query.by_hour else [h.h3_r7]
+    cell = _cell(h.h3_r7, query.resolution)
+    keys = [cell, h.hour] if query.by_hour else [cell]
     names = ["h3", "hour"] if query.by_hour else ["h3"]
     values = ["count", "max_severity"]
     aggregates = [func.sum(h.n), func.max(h.severity)]
@@ -303,7 +354,8 @@ def _granted_beyond_role(session, viewer, query, start, end, count_secret) -> pd
     full = _openable(session, viewer, i)
     if not grants or str(full) == str(role):
         return pd.DataFrame(columns=[*names, "granted"])
-    keys = [i.h3_r7, utc_hour(session, i.ts)] if query.by_hour else [i.h3_r7]
+    cell = _cell(i.h3_r7, query.resolution)
+    keys = [cell, utc_hour(session, i.ts)] if query.by_hour else [cell]
     stmt = (
         select(*keys, func.count())
         .where(incident_where(replace(query, start=start, end=end)), full, not_(role))

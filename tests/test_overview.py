@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from sqlalchemy import text
 
 from hub.codes import code_values
@@ -44,3 +45,18 @@ def test_empty_store_gives_zero_counts_not_an_error(store):
         ov = province_overview(session=session)
     assert len(ov.counts) == 16
     assert sum(ov.totals.values()) == 0 and not ov.synthetic and ov.last_arrival is None
+
+
+def test_overview_feed_validity_is_the_scorecards(seeded):
+    """The overview counts each city's feed validity in one grouped query; it is the
+    quality scorecard's figure (mean over the city's feeds of the valid share)."""
+    from hub.analytics import feed_validity
+    from hub.quality import scorecard
+    from tests.conftest import ANCHOR
+
+    with transaction(seeded) as session:
+        card = scorecard(session, now=ANCHOR)
+        got = feed_validity(session)
+    want = card.groupby("city_code")["validity"].mean()
+    assert len(want) == 16 and want.notna().all()
+    pd.testing.assert_series_equal(got, want, check_names=False)

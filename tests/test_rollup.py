@@ -6,7 +6,9 @@ every map role."""
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
+import h3
 import pandas as pd
 import pytest
 from sqlalchemy import func, select, update
@@ -55,8 +57,66 @@ def _grouped(engine) -> pd.DataFrame:
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 
 
+def _series_agree(engine) -> None:
+    """`incident_series` holds, per series, exactly a GROUP BY of the incidents."""
+    from hub.rollup import SERIES, incident_series
+
+    s_ = incident_series.c
+    i = m.Incident
+    with transaction(engine) as s:
+        kept = s.execute(
+            select(s_.series, s_.hour, s_.key, s_.classification, s_.n).where(s_.n != 0)
+        ).all()
+        raw = []
+        for name, column in SERIES.items():
+            hour, key = utc_hour(s, i.ts), func.coalesce(getattr(i, column), "")
+            raw += [(name, *row) for row in s.execute(
+                select(hour, key, i.classification, func.count())
+                .group_by(hour, key, i.classification)
+                .execution_options(policy="validation")).all()]  # fmt: skip
+    from hub.selection import parse_utc_hours
+
+    columns = ["series", "hour", "key", "classification", "n"]
+    kept, raw = pd.DataFrame(kept, columns=columns), pd.DataFrame(raw, columns=columns)
+    kept["hour"] = pd.to_datetime(kept["hour"], utc=True)
+    raw["hour"] = parse_utc_hours(raw["hour"])
+    assert set(kept.series) == set(SERIES)
+    pd.testing.assert_frame_equal(
+        kept.sort_values(columns).reset_index(drop=True),
+        raw.sort_values(columns).reset_index(drop=True), check_dtype=False,
+    )  # fmt: skip
+
+
+def _cells_agree(engine) -> None:
+    """`incident_cells` holds a GROUP BY of the incidents by UTC day and r6 parent (h3's
+    own parent, against the SQL of the triggers), city, district, class and severity."""
+    from hub.rollup import CELLS_KEY, incident_cells
+
+    c = incident_cells.c
+    i = m.Incident
+    with transaction(engine) as s:
+        kept = s.execute(select(*(c[k] for k in CELLS_KEY), c.n).where(c.n != 0)).all()
+        raw = s.execute(
+            select(i.ts, i.h3_r7, i.city_code, func.coalesce(i.district_code, ""),
+                   i.classification, i.severity).execution_options(policy="validation")
+        ).all()  # fmt: skip
+    columns = [*CELLS_KEY, "n"]
+    kept = pd.DataFrame(kept, columns=columns)
+    kept["day"] = pd.to_datetime(kept["day"], utc=True)
+    raw = pd.DataFrame(raw, columns=["ts", *CELLS_KEY[1:]])
+    raw["day"] = pd.to_datetime(raw.pop("ts"), utc=True).dt.floor("D")
+    raw["h3_r6"] = raw["h3_r6"].map(lambda cell: h3.cell_to_parent(cell, 6))
+    raw = raw.groupby(list(CELLS_KEY), as_index=False).size().rename(columns={"size": "n"})
+    pd.testing.assert_frame_equal(
+        kept.sort_values(columns).reset_index(drop=True),
+        raw[columns].sort_values(columns).reset_index(drop=True), check_dtype=False,
+    )  # fmt: skip
+
+
 def _counts_agree(engine) -> None:
     pd.testing.assert_frame_equal(_hourly(engine), _grouped(engine), check_dtype=False)
+    _series_agree(engine)
+    _cells_agree(engine)
     with transaction(engine) as s:
         for model in (m.Incident, m.Sighting):
             kept = dict(
@@ -155,3 +215,38 @@ def test_a_case_grant_is_taken_off_the_rollups_hidden_count(env) -> None:
         s.info.pop("row_filters", None)
         without = sit.incident_hexes(s, q, count_secret=False, viewer=viewer)
     assert mixed["hidden"].sum() == raw["hidden"].sum() < without["hidden"].sum()
+
+
+@pytest.mark.parametrize("count_secret", [False, True])
+def test_overview_charts_equal_counting_the_incidents(env, count_secret) -> None:
+    """The overview's charts and KPI come from `incident_series` and the part-hours at the
+    window's ends: at a time off the hour they equal counting every incident."""
+    from hub import analytics
+
+    now = ANCHOR - timedelta(hours=5, minutes=23)
+    tz = "Asia/Shanghai"
+    i = m.Incident
+    with session_factory(env)() as s:
+        ov = analytics.overview(s, now=now, count_secret=count_secret)
+        rows = s.execute(
+            select(i.ts, i.city_code, i.type_code, i.district_code)
+            .where(i.ts < now, True if count_secret else i.classification != "secret")
+            .execution_options(policy="validation")
+        ).all()  # fmt: skip
+    raw = pd.DataFrame(rows, columns=["ts", "city_code", "type", "district_code"])
+    raw["local"] = pd.to_datetime(raw.ts, utc=True).dt.tz_convert(tz)
+    today = now.astimezone(ZoneInfo(tz)).date()
+    month = raw[raw.local >= pd.Timestamp(today - timedelta(days=29), tz=tz)]
+    trend = month.assign(day=month.local.dt.strftime("%Y-%m-%d")).groupby(
+        ["city_code", "day"], as_index=False).size().rename(columns={"size": "count"})  # fmt: skip
+    pd.testing.assert_frame_equal(ov.trend, trend, check_dtype=False)
+    mix = month.groupby("type", as_index=False).size().rename(columns={"size": "count"})
+    pd.testing.assert_frame_equal(ov.type_mix, mix, check_dtype=False)
+    how = (month.assign(weekday=month.local.dt.day_of_week, hour=month.local.dt.hour)
+           .groupby(["weekday", "hour"], as_index=False).size().rename(columns={"size": "count"}))  # fmt: skip
+    pd.testing.assert_frame_equal(ov.hour_of_week, how, check_dtype=False)
+    week = raw[raw.local >= pd.Timestamp(today - timedelta(days=6), tz=tz)]
+    per_district = week.district_code.value_counts(dropna=False)
+    got = dict(zip(ov.districts.district_code, ov.districts["count"], strict=True))
+    assert got == {(None if pd.isna(k) else k): v for k, v in per_district.items()}
+    assert ov.province["today"] == int((raw.local.dt.date == today).sum())
