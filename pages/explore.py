@@ -13,12 +13,14 @@ from ui import map as hubmap
 from ui.auth import guard
 from ui.errors import show_error
 from ui.frame import city_names, hub_or_stop
+from ui.freshness import replica_notice
 from ui.i18n import t
 
 principal = guard("explore")
 hub = hub_or_stop()
 names = city_names()
 st.title(t("ex_heading"))
+replica_notice(hub)
 st.caption(t("ex_caption"))
 now = datetime.now(UTC).replace(second=0, microsecond=0)
 query = ui_ex.query_bar(names, now)

@@ -12,6 +12,7 @@ from ui import cached, charts
 from ui import map as hubmap
 from ui.auth import guard
 from ui.frame import city_names, hub_or_stop
+from ui.freshness import replica_notice
 from ui.i18n import lang, t
 from ui.overview import (
     KPI_CSS,
@@ -135,6 +136,7 @@ def wall_board() -> None:
 def board() -> None:
     ov = cached.overview(principal)
     st.title(t("ov_heading"))
+    replica_notice(hub)
     st.caption(t("wall_as_of", time=local_time(datetime.now(UTC), "%H:%M")))
     kpis(ov)
 

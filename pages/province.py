@@ -8,6 +8,7 @@ from ui import cached
 from ui import map as hubmap
 from ui.auth import guard
 from ui.frame import hub_or_stop
+from ui.freshness import replica_notice
 from ui.i18n import lang, t
 
 principal = guard("province")
@@ -16,6 +17,7 @@ hub = hub_or_stop()
 ov = cached.province_overview(principal)
 
 st.title(t("province_heading"))
+replica_notice(hub)
 if ov.synthetic:
     st.info(t("synthetic_banner"), icon=":material/science:")
 st.caption(
