@@ -31,7 +31,8 @@ SIGHTINGS = m.Sighting.__table__
 # Rows written by bulk_insert, and by the naive DataFrame.to_sql, per store size.
 BULK_ROWS = {"small": 50_000, "demo": 500_000, "province": 500_000}
 NAIVE_ROWS = {"small": 10_000, "demo": 100_000, "province": 100_000}
-BULK_GOAL = 300_000  # rows/s
+BULK_GOAL_SHARE = 0.8  # of the engine's own load of the same rows, same run
+BULK_REPEATS = {"small": 5}  # rounds per size (default 1), the fastest of each kept
 LOOKUP_PLATES = 500
 LOOKUP_WARMUP = 20
 LOOKUP_GOAL_MS = 5.0
@@ -102,35 +103,36 @@ def _copy_rows(src: Engine, dst: Engine, table) -> int:
 
 
 @contextmanager
-def scratch_store(ctx: BenchContext) -> Iterator[Engine]:
+def scratch_store(ctx: BenchContext, name: str = "bulk_scratch") -> Iterator[Engine]:
     """An engine on which `sightings` is a fresh, empty table of the store's backend.
 
-    SQLite: a temporary database file migrated with `hub.store.upgrade`, holding the
-    reference data and copies of the bench store's cameras and feed batches (the
-    foreign keys of a sighting). PostgreSQL: a scratch schema first on the search path,
-    its `sightings` referring to the bench store's own parents; dropped afterwards.
+    SQLite: a temporary database file `name`.db migrated with `hub.store.upgrade`, holding
+    the reference data and copies of the bench store's cameras and feed batches (the
+    foreign keys of a sighting). PostgreSQL: a scratch schema `name` first on the search
+    path, its `sightings` referring to the bench store's own parents; dropped afterwards.
     """
     from hub.reference import load_reference
     from hub.store import make_engine, transaction, upgrade
 
     if ctx.backend == "sqlite":
-        engine = make_engine(f"sqlite:///{ctx.tmp_dir / 'bulk_scratch.db'}")
+        engine = make_engine(f"sqlite:///{ctx.tmp_dir / f'{name}.db'}")
         try:
             upgrade(engine)
             with transaction(engine) as session:
                 load_reference(session=session)
             tables = m.Base.metadata.tables
-            for name in ("feed_batches", "cameras"):
-                _copy_rows(ctx.store, engine, tables[name])
+            for table in ("feed_batches", "cameras"):
+                _copy_rows(ctx.store, engine, tables[table])
             yield engine
         finally:
             engine.dispose()
         return
+    schema = SCRATCH_SCHEMA if name == "bulk_scratch" else f"{SCRATCH_SCHEMA}_{name}"
     with ctx.store.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE")
-        conn.exec_driver_sql(f"CREATE SCHEMA {SCRATCH_SCHEMA}")
+        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     engine = create_engine(
-        ctx.store.url, connect_args={"options": f"-c search_path={SCRATCH_SCHEMA},public"}
+        ctx.store.url, connect_args={"options": f"-c search_path={schema},public"}
     )
     try:
         with engine.begin() as conn:
@@ -139,7 +141,64 @@ def scratch_store(ctx: BenchContext) -> Iterator[Engine]:
     finally:
         engine.dispose()
         with ctx.store.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE")
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def _load_floor(ctx: BenchContext, loaded: Engine, engine: Engine) -> tuple[int, float]:
+    """The engine's own fastest load of the rows `loaded` holds into the empty
+    `sightings` of `engine`, no Python per row: indexes (and on PostgreSQL foreign keys)
+    dropped, `INSERT … SELECT` in time order (SQLite: from the attached database;
+    PostgreSQL: from the other scratch schema of the same database), indexes and keys
+    built back (SQLite: the references checked once), commit: what `bulk_insert` does,
+    with the rows already in the engine. The rows and the seconds."""
+    from sqlalchemy.schema import AddConstraint, DropConstraint
+
+    from hub.bulk import before_index_build
+
+    names = ", ".join(c.name for c in SIGHTINGS.columns)
+    indexes = sorted(SIGHTINGS.indexes, key=lambda ix: ix.name)
+    if ctx.backend == "sqlite":
+        src = loaded.url.database
+        loaded.dispose()
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            raw.execute("PRAGMA foreign_keys=OFF")
+            raw.execute("ATTACH DATABASE ? AS src", (src,))
+            started = time.perf_counter()
+            with conn.begin():
+                for ix in indexes:
+                    ix.drop(conn)
+                rows = conn.exec_driver_sql(
+                    f"INSERT INTO main.sightings ({names}) SELECT {names} FROM src.sightings "  # noqa: S608 - schema names
+                    "ORDER BY ts"
+                ).rowcount
+                before_index_build(conn)
+                for ix in indexes:
+                    ix.create(conn)
+                # The references checked once, as `bulk_insert` checks them.
+                conn.exec_driver_sql('PRAGMA foreign_key_check("sightings")').fetchmany(3)
+            seconds = time.perf_counter() - started
+            raw.execute("DETACH DATABASE src")
+            raw.execute("PRAGMA foreign_keys=ON")
+        return rows, seconds
+    fks = sorted(SIGHTINGS.foreign_key_constraints, key=lambda fk: fk.name)
+    with engine.connect() as conn:
+        started = time.perf_counter()
+        with conn.begin():
+            for ix in indexes:
+                ix.drop(conn)
+            for fk in fks:
+                conn.execute(DropConstraint(fk))
+            rows = conn.exec_driver_sql(
+                f"INSERT INTO sightings ({names}) SELECT {names} FROM "  # noqa: S608 - schema names
+                f"{SCRATCH_SCHEMA}.sightings ORDER BY ts"
+            ).rowcount
+            before_index_build(conn)
+            for ix in indexes:
+                ix.create(conn)
+            for fk in fks:
+                conn.execute(AddConstraint(fk, isolate_from_table=False))
+        return rows, time.perf_counter() - started
 
 
 def _count(engine: Engine) -> int:
@@ -195,38 +254,65 @@ def bulk_load(ctx: BenchContext) -> list[Result]:
         naive.to_sql(SIGHTINGS.name, engine, if_exists="append", index=False, method=None)
         naive_s = time.perf_counter() - started
         naive_written = _count(engine)
-        with engine.begin() as conn:
-            conn.execute(delete(SIGHTINGS))
-        log(f"bulk_load: hub.bulk.bulk_insert, {n:,} rows into an empty table")
-        started = time.perf_counter()
-        written = bulk_insert(engine, SIGHTINGS, [bulk], rebuild_indexes=n > 200_000)
-        bulk_s = time.perf_counter() - started
-        stored = _count(engine)
-    if stored != n or naive_written != k:
+        bulk_s = floor_s = float("inf")
+        rounds = BULK_REPEATS.get(ctx.size, 1)
+        for i in range(rounds):
+            # bulk_insert and the floor once per round, the fastest of each kept: the other
+            # users of a shared machine slow both alike.
+            with engine.begin() as conn:
+                conn.execute(delete(SIGHTINGS))
+            log(f"bulk_load: round {i + 1}/{rounds}: hub.bulk.bulk_insert, {n:,} rows "
+                "into an empty table")  # fmt: skip
+            started = time.perf_counter()
+            # The table is empty: its indexes are built once at the end.
+            written = bulk_insert(engine, SIGHTINGS, [bulk], rebuild_indexes=True)
+            bulk_s = min(bulk_s, time.perf_counter() - started)
+            stored = _count(engine)
+            log("bulk_load: the engine's own load of the same rows (the floor)")
+            with scratch_store(ctx, f"bulk_floor{i}") as floor_engine:
+                floor_rows, seconds = _load_floor(ctx, engine, floor_engine)
+            floor_s = min(floor_s, seconds)
+    if stored != n or naive_written != k or floor_rows != n:
         raise RuntimeError(
-            f"wrote {stored:,}/{n:,} rows with bulk_insert, {naive_written:,}/{k:,} with to_sql"
+            f"wrote {stored:,}/{n:,} rows with bulk_insert, {naive_written:,}/{k:,} with to_sql, "
+            f"{floor_rows:,}/{n:,} in the floor"
         )
-    results.insert(
-        0,
+    floor_rate = floor_rows / floor_s
+    rate = written / bulk_s
+    how = ("INSERT … SELECT from the attached database" if ctx.backend == "sqlite"
+           else "INSERT … SELECT from another schema")  # fmt: skip
+    results[:0] = [
         Result(
             job="bulk_load",
             figure=f"bulk_insert, {n:,} sightings, empty table",
-            value=written / bulk_s,
+            value=rate,
             unit="rows/s",
             naive=f"to_sql, {k // 1000}k rows",
             naive_value=k / naive_s,
-            goal=BULK_GOAL,
-            note=f"{bulk_s:.1f} s",
+            goal=BULK_GOAL_SHARE * floor_rate,
+            note=f"{bulk_s:.2f} s; {rate / floor_rate:.2f} of the floor (goal {BULK_GOAL_SHARE})",
             detail={
                 "rows": n,
                 "seconds": bulk_s,
                 "naive_rows": k,
                 "naive_seconds": naive_s,
-                "rebuild_indexes": n > 200_000,
+                "rebuild_indexes": True,
                 "backend": ctx.backend,
+                "floor_rows_per_s": floor_rate,
+                "share_of_floor": rate / floor_rate,
             },
         ),
-    )
+        Result(
+            job="bulk_load",
+            figure=f"the floor: the same {n:,} rows loaded by the engine itself, no Python",
+            value=floor_rate,
+            unit="rows/s",
+            naive=f"to_sql, {k // 1000}k rows",
+            naive_value=k / naive_s,
+            note=f"{floor_s:.2f} s; {how} in time order, indexes dropped and built back, commit",
+            detail={"rows": floor_rows, "seconds": floor_s},
+        ),
+    ]
     return results
 
 

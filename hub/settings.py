@@ -74,6 +74,9 @@ class Settings:
     upload_max_mb: float = 200.0
     upload_max_unpacked_mb: float = 300.0
     upload_max_rows: int = 5_000_000
+    # Processes that check a feed's chunks beside the ingest's own (HUB_INGEST_WORKERS;
+    # 0: none). Unset: none on two cores or fewer, else all cores but two.
+    ingest_workers: int | None = None
     # Signed checkpoints of the audit chain, written outside the database: every N entries
     # and every M minutes (HUB_AUDIT_CHECKPOINT_EVERY, HUB_AUDIT_CHECKPOINT_MINUTES), into
     # HUB_AUDIT_ANCHOR_DIR, signed with the private key in the file HUB_AUDIT_SIGNING_KEY.
@@ -141,6 +144,7 @@ _NUMBERS = {
     "HUB_UPLOAD_MAX_MB": ("upload_max_mb", float, 0.001, "MB"),
     "HUB_UPLOAD_MAX_UNPACKED_MB": ("upload_max_unpacked_mb", float, 0.001, "MB"),
     "HUB_UPLOAD_MAX_ROWS": ("upload_max_rows", int, 1, "rows"),
+    "HUB_INGEST_WORKERS": ("ingest_workers", int, 0, "processes"),
     "HUB_AUDIT_CHECKPOINT_EVERY": ("audit_checkpoint_every", int, 1, "entries"),
     "HUB_AUDIT_CHECKPOINT_MINUTES": ("audit_checkpoint_minutes", float, 0.01, "minutes"),
     "HUB_REPLICA_LAG_NOTICE_SECONDS": ("replica_lag_notice_seconds", float, 0.0, "seconds"),

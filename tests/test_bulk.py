@@ -95,3 +95,56 @@ def test_a_large_load_rebuilds_indexes_and_keeps_every_row(empty_url) -> None:
     got = _read(engine)
     engine.dispose()
     assert got["name"] == TEXTS * 3
+
+
+def test_a_load_that_rebuilds_keys_leaves_the_table_definition_whole(
+    empty_url, backend, tmp_path
+) -> None:
+    """Dropping and adding a table's foreign keys for a load must not change the shared
+    table definition: a store created afterwards in the same process (a test session, a
+    bench making scratch stores) still gets its foreign keys."""
+    from sqlalchemy import ForeignKey, inspect
+
+    from tests.conftest import new_database_url
+
+    meta = MetaData()
+    parent = Table("bulk_parent", meta, Column("id", Integer, primary_key=True))
+    child = Table(
+        "bulk_child", meta, Column("id", Integer, primary_key=True),
+        Column("parent_id", Integer, ForeignKey("bulk_parent.id", name="fk_child_parent")),
+    )  # fmt: skip
+    engine = make_engine(empty_url)
+    meta.create_all(engine)
+    bulk_insert(engine, parent, [pd.DataFrame({"id": [1, 2]})])
+    rows = pd.DataFrame({"id": [1, 2, 3], "parent_id": [1, 2, 2]})
+    assert bulk_insert(engine, child, [rows], rebuild_indexes=True) == 3
+    engine.dispose()
+    later = make_engine(new_database_url(backend, tmp_path))
+    meta.create_all(later)
+    keys = inspect(later).get_foreign_keys("bulk_child")
+    later.dispose()
+    assert [k["referred_table"] for k in keys] == ["bulk_parent"]
+
+
+def test_plain_columns_read_back_the_same_by_the_columnar_path(empty_url) -> None:
+    """Text without characters COPY escapes, NULLs, microsecond times, full-precision
+    floats and nullable integers: on PostgreSQL these go the columnar (Arrow) way, which
+    must store exactly what the value-by-value way stores."""
+    plain = ["plain", "合肥市蜀山区", "", "semi;colon", "comma,here", "end"]
+    k = len(plain)
+    given = _frame().iloc[:k].assign(name=plain, note=[None, *plain[1:]])
+    given = given.drop(columns=["blob", "flag", "day"])
+    engine = make_engine(empty_url)
+    META.create_all(engine)
+    with engine.begin() as conn:
+        assert write_frame(conn, ODD, given) == k
+    got = _read(engine)
+    engine.dispose()
+    assert got["name"] == plain and got["note"] == [None, *plain[1:]]
+    at = [None if t is None else t.astimezone(UTC) for t in got["at"]]
+    assert at == [None if t is pd.NaT else t.to_pydatetime() for t in given["at"]]
+    x = np.array([np.nan if v is None else v for v in got["x"]], dtype=float)
+    assert np.array_equal(x, given["x"], equal_nan=True), "bit for bit"
+    assert [None if v is None else int(v) for v in got["n"]] == [
+        None if v is pd.NA else int(v) for v in given["n"]
+    ]

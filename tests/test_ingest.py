@@ -15,7 +15,7 @@ from hub.ingest.pipeline import ingest, ingest_file
 from hub.ingest.spec import FeedError, load_spec, parse_spec
 from hub.security.crypto import FieldCipher
 from hub.settings import load_settings
-from hub.store import transaction
+from hub.store import make_engine, transaction
 from tests.conftest import PEER, ROOT
 from tests.security_support import seeded_copy
 
@@ -285,8 +285,8 @@ def test_cli_ingest_reports_and_refuses_in_one_line(store, tmp_path):
     import sys
 
     url = store.url.render_as_string(hide_password=False)
-    cmd = [sys.executable, "-m", "hub", "ingest", "--db", url, "--city", "340100",
-           "--dataset", "incidents", "--spec", "hefei_incidents_gbk"]  # fmt: skip
+    cmd = [sys.executable, "-m", "hub", "--lang", "en", "ingest", "--db", url, "--city",
+           "340100", "--dataset", "incidents", "--spec", "hefei_incidents_gbk"]  # fmt: skip
     ok = subprocess.run([*cmd, str(HEFEI)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert ok.returncode == 0 and "inserted 240" in ok.stdout
     empty = tmp_path / "empty.csv"
@@ -411,3 +411,63 @@ def test_a_record_without_its_optional_identifier_is_stored_not_crashed(store):
         phones = dict(s.execute(select(m.HelpRequest.source_id, m.HelpRequest.caller_phone_enc)
                                 .execution_options(policy="validation")).all())  # fmt: skip
     assert phones["HR-NOPHONE-1"] is None and phones["HR-PHONE-2"] is not None
+
+
+def _outcome(engine, r) -> tuple:
+    """What a batch did, without the ids and ciphertexts that differ from store to store."""
+    with transaction(engine) as s:
+        records = sorted(s.execute(
+            select(m.Incident.source_id, m.Incident.ts, m.Incident.lon, m.Incident.lat,
+                   m.Incident.district_code, m.Incident.h3_r8, m.Incident.type_code,
+                   m.Incident.address).execution_options(policy="validation")
+        ).all())  # fmt: skip
+        versions = sorted(s.execute(
+            select(m.RecordVersion.source_id, m.RecordVersion.op, m.RecordVersion.row_number)
+        ).all())  # fmt: skip
+    rejects = {row: sorted(x["code"] for x in reasons)
+               for row, reasons in _rejects(engine, r.batch_id).items()}  # fmt: skip
+    counts = (r.rows_read, r.rows_inserted, r.rows_updated, r.rows_unchanged,
+              r.rows_duplicate, r.rows_rejected)  # fmt: skip
+    return counts, r.reasons, rejects, records, versions
+
+
+def test_worker_processes_check_chunks_with_the_same_outcome(store, backend, tmp_path,
+                                                             monkeypatch):  # fmt: skip
+    """Chunks checked in worker processes (`workers`, HUB_INGEST_WORKERS) give a batch the
+    same counts, rejects with their reasons, records and history as chunks checked in the
+    ingest's own process: a first load with repeats and bad rows, then an update."""
+    from hub.ingest import readers
+    from hub.reference import load_reference
+    from hub.store import upgrade
+    from tests.conftest import new_database_url
+
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 2000)  # a dozen rows per chunk
+    lines = hefei_lines()
+    first = lines + [lines[1], lines[2].replace("长江西路", "长江东路"),
+                     ",".join([*lines[4].split(",")[:4], "0.0", *lines[4].split(",")[5:]])]  # fmt: skip
+    second = [lines[0], *(ln.replace("长江西路", "长江南路") for ln in lines[1:40])]
+    other = make_engine(new_database_url(backend, tmp_path))
+    upgrade(other)
+    with transaction(other) as session:
+        load_reference(session=session)
+    outcomes = []
+    for engine, workers in ((store, 0), (other, 2)):
+        spec = load_spec("hefei_incidents_gbk")
+        got = []
+        for data, name in ((gbk(first), "a.csv"), (gbk(second), "b.csv")):
+            r = ingest(engine, city_code="340100", spec=spec, source=io.BytesIO(data),
+                       source_name=name, cipher=CIPHER, now=NOW, workers=workers)  # fmt: skip
+            got.append(_outcome(engine, r))
+        outcomes.append(got)
+    other.dispose()
+    (load, update), _ = outcomes
+    assert load[0][4:] == (1, 2) and update[0][2] > 0, "repeats, rejects and updates were made"
+    assert outcomes[0] == outcomes[1]
+
+
+def test_ingest_workers_setting_and_default():
+    from hub.ingest.pipeline import default_workers
+
+    assert load_settings({"HUB_INGEST_WORKERS": "3"}).ingest_workers == 3
+    assert load_settings({}).ingest_workers is None
+    assert [default_workers(c) for c in (1, 2, 3, 8)] == [0, 0, 1, 6]

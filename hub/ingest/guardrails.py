@@ -85,6 +85,15 @@ class Watch:
             self.text_bad[name] = self.text_bad.get(name, 0) + len(bad)
             self.text_sample.setdefault(name, str(bad.iloc[0])[:40])
 
+    def merge_text(self, other: Watch) -> None:
+        """Add the text counts of a chunk checked elsewhere (a worker process)."""
+        for name, n in other.text_seen.items():
+            self.text_seen[name] = self.text_seen.get(name, 0) + n
+        for name, n in other.text_bad.items():
+            self.text_bad[name] = self.text_bad.get(name, 0) + n
+        for name, sample in other.text_sample.items():
+            self.text_sample.setdefault(name, sample)
+
     def changed(self, old: pd.DataFrame, new: pd.DataFrame, time_fields: list[str]) -> None:
         """Old and new values of updated records (aligned rows)."""
         for name in time_fields:

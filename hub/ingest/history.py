@@ -85,7 +85,7 @@ def version_frame(batch_id: int, ds_name: str, city: str, source_ids, rows, op: 
         "batch_id": np.full(n, batch_id, dtype=np.int64), "dataset": ds_name, "city_code": city,
         "source_id": list(source_ids), "op": op,
         "record_id": pd.array(record_ids if record_ids is not None else [None] * n, dtype="Int64"),
-        "row_number": pd.array(list(rows), dtype="Int64"),
+        "row_number": pd.array(np.asarray(rows, dtype=np.int64), dtype="Int64"),
         "previous": previous if previous is not None else [None] * n,
     })  # fmt: skip
 
@@ -122,6 +122,15 @@ def _later_changes(conn: Connection, table, batch: m.FeedBatch, keys: list[str])
             out.setdefault("deleted", []).append(k)
         elif found[k] != batch.id:
             out.setdefault(found[k], []).append(k)
+    return out
+
+
+def _stored_times(conn: Connection, table, ids: list[int]) -> dict[int, datetime]:
+    """Record id -> its time as stored now."""
+    out: dict[int, datetime] = {}
+    for start in range(0, len(ids), CHUNK):
+        q = select(table.c.id, table.c.ts).where(table.c.id.in_(ids[start : start + CHUNK]))
+        out.update(dict(conn.execute(q).all()))
     return out
 
 
@@ -179,12 +188,20 @@ def rollback(session: Session, batch_id: int, *, principal: Principal | None,
             conn.execute(delete(table).where(these))
         if updated:
             rows = [{**_decode(table, v.previous), "_id": v.record_id} for v in updated]
+            where = table.c.id == bindparam("_id")
+            if "ts" in table.c:
+                # The record's time as it is now: the partition key on PostgreSQL, so that
+                # each update reads one day's partition instead of probing all of them.
+                now_ts = _stored_times(conn, table, [r["_id"] for r in rows])
+                for r in rows:
+                    r["_ts"] = now_ts[r["_id"]]
+                where &= table.c.ts == bindparam("_ts", type_=table.c.ts.type)
             by_cols: dict[tuple, list[dict]] = {}
             for r in rows:
-                by_cols.setdefault(tuple(sorted(k for k in r if k != "_id")), []).append(r)
+                by_cols.setdefault(tuple(sorted(k for k in r if k not in ("_id", "_ts"))),
+                                   []).append(r)  # fmt: skip
             for cols, group in by_cols.items():
-                stmt = (update(table).where(table.c.id == bindparam("_id"))
-                        .values({c: bindparam(c) for c in cols}))  # fmt: skip
+                stmt = update(table).where(where).values({c: bindparam(c) for c in cols})
                 conn.execute(stmt, group)
         session.flush()
     except IntegrityError as exc:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
@@ -62,6 +64,7 @@ from hub.validate import (
 Progress = Callable[[float, int], None]
 FUTURE_SLACK = timedelta(minutes=10)  # clocks of city systems drift a little
 REBUILD_ROWS = 200_000  # SQLite: a load this big into a smaller table rebuilds indexes
+EMPTY_REBUILD_ROWS = 10_000  # into an empty table, a load this big builds them at the end
 _KM_PER_DEG = 111.0
 _TRUE = {"1", "true", "t", "yes", "y", "是", "有"}
 _FALSE = {"0", "false", "f", "no", "n", "否", "无"}
@@ -487,7 +490,8 @@ class _Writer:
         until the commit: readers of this table wait for the load. That is the price of
         a first load, which this is (the file is larger than the table).
         """
-        if expected_rows < REBUILD_ROWS or expected_rows <= self.table_rows:
+        first_load = self.table_rows == 0 and expected_rows >= EMPTY_REBUILD_ROWS
+        if not first_load and (expected_rows < REBUILD_ROWS or expected_rows <= self.table_rows):
             return
         self.indexes = sorted(self.ds.table.indexes, key=lambda ix: ix.name)
         for ix in self.indexes:
@@ -504,7 +508,7 @@ class _Writer:
         for ix in self.indexes:
             ix.create(self.conn)
         for fk in self.foreign_keys:
-            self.conn.execute(AddConstraint(fk))
+            self.conn.execute(AddConstraint(fk, isolate_from_table=False))
 
     def split_existing(self, keys: pd.Series) -> np.ndarray:
         if self.lookup:
@@ -551,16 +555,31 @@ class _Writer:
         if len(frame):
             write_frame(self.conn, self.ds.table, frame)
 
-    def update(self, frame: pd.DataFrame) -> None:
+    def update(self, frame: pd.DataFrame, stored_ts: list | None = None) -> None:
+        """Overwrite stored records with the rows of `frame` (found by their keys).
+
+        A record is addressed by its id and, where the table has one, its stored time:
+        the partition key on PostgreSQL (`hub.partitions`), so that the update reads one
+        day's partition instead of probing all of them. A new time moves the row."""
         if not len(frame):
             return
         t = self.ds.table
         cols = [c for c in frame.columns if c not in ("created_at", "source_id", "city_code")]
-        stmt = update(t).where(t.c.id == bindparam("_id")).values({c: bindparam(c) for c in cols})
+        where = t.c.id == bindparam("_id")
+        by_time = "ts" in t.c and stored_ts is not None
+        if by_time:
+            where &= t.c.ts == bindparam("_ts", type_=t.c.ts.type)
+        stmt = update(t).where(where).values({c: bindparam(c) for c in cols})
         rows = frame[cols].astype(object).where(frame[cols].notna(), None).to_dict("records")
         for row, key in zip(rows, frame["source_id"], strict=True):
             row["_id"] = self.existing[key]
-        self.conn.execute(stmt, rows)
+        if by_time:
+            for row, ts in zip(rows, stored_ts, strict=True):
+                row["_ts"] = pd.Timestamp(ts).to_pydatetime()
+        done = self.conn.execute(stmt, rows).rowcount
+        if done not in (-1, len(rows)):  # a record moved or went away under the batch
+            raise FeedError("store_refused", f"{len(rows) - done} of {len(rows)} records to "
+                            "update were not found as they were read", detail=t.name)  # fmt: skip
 
     def versions(self, frame: pd.DataFrame) -> None:
         if len(frame):
@@ -719,30 +738,160 @@ def _shown(value: object) -> str:
     return str(value)[:200]
 
 
+@dataclass
+class _Check:
+    """What the checks of a chunk need: the same for every chunk of a batch, handed once
+    to each worker process (`_worker_start`)."""
+
+    spec: Spec
+    ds: Dataset
+    city: str
+    cipher: FieldCipher
+    now: datetime
+    batch_id: int
+    city_shape: object
+    districts: set[str]
+    defaults: dict[str, object]
+    cameras: dict[str, int] | None
+    prose: list[str]
+
+
+@dataclass
+class _Checked:
+    """A chunk after its checks: the records as they would be stored, their problems,
+    and what the batch accumulates from them (filled fields, text for the guardrails)."""
+
+    out: pd.DataFrame
+    keys: pd.Series
+    problems: _Problems
+    content: np.ndarray  # hash of each accepted row's record (rows without a problem)
+    filled: dict[str, int]
+    text: guardrails.Watch
+
+
+def _check(c: _Check, frame: pd.DataFrame) -> _Checked:
+    """Map, validate, convert, locate and build the records of one chunk: everything that
+    needs no store and no earlier chunk, so that it can run in a worker process."""
+    n = len(frame)
+    p = _Problems(n)
+    std = _map(frame, c.spec, c.ds)
+    filled = {name: int((std[name] != "").sum()) for name in c.ds.fields if name in std}
+    text = guardrails.Watch()
+    for name in c.prose:
+        text.text(name, std[name])
+    typed = _validate(std, c.spec, c.ds, c.now, p, c.districts)
+    keys = _source_ids(frame, c.spec, p)
+    if c.ds.has_point and "lon" in typed and "lat" in typed:
+        _locate(typed, c.spec, c.city, p, c.city_shape)
+    out = _records(c, typed, keys, n, p)
+    accepted = np.flatnonzero(~p.any)
+    content = pd.util.hash_pandas_object(
+        out.iloc[accepted].drop(columns=["created_at", "updated_at"]), index=False
+    ).to_numpy()
+    return _Checked(out, keys, p, content, filled, text)
+
+
+_WORKER: _Check | None = None  # in a worker process: the batch it checks chunks of
+
+
+def _worker_start(c: _Check) -> None:
+    global _WORKER
+    _WORKER = c
+
+
+def _worker_check(frame: pd.DataFrame) -> _Checked:
+    assert _WORKER is not None, "a worker process without its batch"
+    return _check(_WORKER, frame)
+
+
+def default_workers(cpus: int | None = None) -> int:
+    """Worker processes for the checks when none are set: none on two cores or fewer (the
+    ingest's own process checks while its writer thread stores; a third process would only
+    take turns with them), else all cores but two (the writer and the database keep one
+    each)."""
+    cpus = cpus or os.cpu_count() or 1
+    return 0 if cpus <= 2 else cpus - 2
+
+
+def _warm_geo() -> None:
+    """Build the point-in-polygon grids once in this process, before workers are forked
+    from it: each then starts with them instead of building its own."""
+    assign_city_district(np.array([117.28]), np.array([31.86]))
+
+
 class _Run:
     def __init__(self, spec: Spec, ds: Dataset, city: str, cipher: FieldCipher, now: datetime,
-                 writer: _Writer, started: datetime, dry_run: bool = False) -> None:  # fmt: skip
+                 writer: _Writer, started: datetime, dry_run: bool = False,
+                 workers: int = 0) -> None:  # fmt: skip
         self.spec, self.ds, self.city, self.cipher, self.now = spec, ds, city, cipher, now
         self.w, self.started, self.dry_run = writer, started, dry_run
         self.guard = guardrails.Watch()
-        # Free text a wrong encoding garbles: not codes, identifiers or value-mapped fields.
-        self.prose = [n for n, f in ds.fields.items() if f.kind == "text" and not f.code_table
-                      and not f.check and n not in spec.values and n in spec.columns]  # fmt: skip
         self.tally = _Tally()
         self.seen = _Seen()
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-write")
-        self.pending: Future | None = None
         b = load_boundaries()
-        self.city_shape = b.cities.set_index("adcode").geometry.get(city)
-        self.districts = set(b.districts.loc[b.districts["parent_adcode"] == city, "adcode"])
-        self.defaults = _defaults(ds)
-        self.cameras: dict[str, int] | None = None
+        cameras: dict[str, int] | None = None
         if "camera" in ds.fields:
             t = m.Camera.__table__
             rows = writer.conn.execute(select(t.c.source_id, t.c.id).where(t.c.city_code == city))
-            self.cameras = dict(rows.all())
+            cameras = dict(rows.all())
+        self.check = _Check(
+            spec=spec, ds=ds, city=city, cipher=cipher, now=now, batch_id=writer.batch_id,
+            city_shape=b.cities.set_index("adcode").geometry.get(city),
+            districts=set(b.districts.loc[b.districts["parent_adcode"] == city, "adcode"]),
+            defaults=_defaults(ds), cameras=cameras,
+            # Free text a wrong encoding garbles: not codes, identifiers or value-mapped fields.
+            prose=[n for n, f in ds.fields.items() if f.kind == "text" and not f.code_table
+                   and not f.check and n not in spec.values and n in spec.columns],
+        )  # fmt: skip
+        # Worker processes check chunks while this one compares, seals and hands chunks to
+        # the writer thread; started at the second chunk (`_start_workers`), so that a
+        # file of one chunk (a stream's micro-batch) never starts any.
+        self.workers = max(0, int(workers))
+        self.procs: ProcessPoolExecutor | None = None
+        self.queue: deque[tuple[Chunk, Future]] = deque()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-write")
+        self.pending: Future | None = None
+
+    def _start_workers(self) -> None:
+        """Fork the worker processes (the batch's context is inherited, not pickled), with
+        the writer thread idle and the boundary grids built here once for all of them."""
+        self.drain()
+        _warm_geo()
+        self.procs = ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_start, initargs=(self.check,),
+        )  # fmt: skip
 
     def chunk(self, chunk: Chunk) -> None:
+        """Check a chunk (here, or in a worker process) and store it when its turn comes."""
+        frame = chunk.frame.reset_index(drop=True)
+        if self.workers and self.procs is None and self.tally.read:
+            self._start_workers()
+        if self.procs is None:
+            t0 = time.perf_counter()
+            checked = _check(self.check, frame)
+            self.tally.timings["validate"] += time.perf_counter() - t0
+            self._store(chunk, checked)
+            return
+        self.queue.append((chunk, self.procs.submit(_worker_check, frame)))
+        while len(self.queue) > self.workers:  # every worker busy with one chunk
+            self._next()
+
+    def finish(self) -> None:
+        """Store the chunks still being checked, then wait for the last write."""
+        while self.queue:
+            self._next()
+        self.drain()
+
+    def _next(self) -> None:
+        chunk, future = self.queue.popleft()
+        t0 = time.perf_counter()
+        checked = future.result()
+        self.tally.timings["validate_wait"] += time.perf_counter() - t0
+        self._store(chunk, checked)
+
+    def _store(self, chunk: Chunk, checked: _Checked) -> None:
+        """A checked chunk: repeats, rejects, comparison with the store, the write."""
         t0 = time.perf_counter()
         tally, frame, n = self.tally, chunk.frame.reset_index(drop=True), len(chunk.frame)
         # Rejected rows are records: stored encrypted, shown by policy (hub.quality).
@@ -757,29 +906,16 @@ class _Run:
                 tally.reject_samples.append({"row_number": rp.row_number,
                                              "reasons": [{"code": rp.code, **rp.params}]})  # fmt: skip
         tally.read += n + len(chunk.problems)
-        p = _Problems(n)
-        std = _map(frame, self.spec, self.ds)
-        for name in self.ds.fields:
-            if name in std:
-                tally.filled[name] += int((std[name] != "").sum())
-        for name in self.prose:
-            self.guard.text(name, std[name])
-        typed = _validate(std, self.spec, self.ds, self.now, p, self.districts)
-        keys = _source_ids(frame, self.spec, p)
-        if self.ds.has_point and "lon" in typed and "lat" in typed:
-            _locate(typed, self.spec, self.city, p, self.city_shape)
-        out = self._records(typed, keys, n, p)
-        bad = p.any
+        tally.filled.update(checked.filled)
+        self.guard.merge_text(checked.text)
+        out, keys, p = checked.out, checked.keys, checked.problems
         # Repeats inside the file: same key and content as an earlier row -> duplicate;
         # same key, other content -> rejected (which one is right cannot be told).
-        rows, accepted = chunk.rows, np.flatnonzero(~bad)
-        content = pd.util.hash_pandas_object(
-            out.iloc[accepted].drop(columns=["created_at", "updated_at"]), index=False
-        ).to_numpy()
+        rows, accepted = chunk.rows, np.flatnonzero(~p.any)
         dup = np.zeros(n, dtype=bool)
         conflict_with = np.zeros(n, dtype=np.int64)
         dup[accepted], conflict_with[accepted] = self.seen.classify(
-            keys.iloc[accepted].tolist(), content, rows[accepted]
+            keys.iloc[accepted].tolist(), checked.content, rows[accepted]
         )
         p.add(conflict_with > 0, "conflicting_duplicate", "source_id",
               lambda: pd.Series(conflict_with).astype("str"))  # fmt: skip
@@ -812,12 +948,15 @@ class _Run:
         fresh, known = good[~exists], good[exists]
         history = [version_frame(self.w.batch_id, self.ds.name, self.city, fresh["source_id"],
                                  rows[fresh.index], "insert")]  # fmt: skip
+        stored_ts = None
         if len(known):
             self.drain()  # the store is read: the previous chunk's write must be in
             changed, old, per_field = self.w.changed(known)
             tally.unchanged += int((~changed).sum())
             self._changes(known, changed, old, per_field)
             known = known[changed].drop(columns=["created_at"])
+            if "ts" in old:
+                stored_ts = old.loc[changed, "ts"].tolist()
             before = old.loc[changed, self.w.written].astype(object)
             history.append(version_frame(
                 self.w.batch_id, self.ds.name, self.city, known["source_id"], rows[known.index],
@@ -838,7 +977,7 @@ class _Run:
         known = _seal_narratives(known, self.ds, self.cipher)
         tally.timings["seal"] += time.perf_counter() - t2
         self.drain()
-        self.pending = self.pool.submit(self._write, fresh, known, rejects, history)
+        self.pending = self.pool.submit(self._write, fresh, known, stored_ts, rejects, history)
 
     def _changes(self, known: pd.DataFrame, changed: np.ndarray, old: pd.DataFrame,
                  per_field: dict) -> None:  # fmt: skip
@@ -861,13 +1000,13 @@ class _Run:
                 was[c] = pd.to_datetime(was[c], utc=True)
         self.guard.changed(was, new, times)
 
-    def _write(self, fresh: pd.DataFrame, known: pd.DataFrame, rejects: list,
-               history: list[pd.DataFrame]) -> None:  # fmt: skip
+    def _write(self, fresh: pd.DataFrame, known: pd.DataFrame, stored_ts: list | None,
+               rejects: list, history: list[pd.DataFrame]) -> None:  # fmt: skip
         """One chunk into the store, on the writer thread while the next chunk is read and
         checked: the database works outside the interpreter lock, so the two overlap."""
         started = time.perf_counter()
         self.w.insert(fresh)
-        self.w.update(known)
+        self.w.update(known, stored_ts)
         self.w.rejects(rejects)
         for frame in history:
             self.w.versions(frame)
@@ -884,69 +1023,12 @@ class _Run:
                 self.tally.timings["write_wait"] += time.perf_counter() - started
 
     def close(self) -> None:
-        """No write left running (before a commit or a rollback), then no thread."""
+        """No write left running (before a commit or a rollback), then no thread and no
+        worker process."""
         self.pool.shutdown(wait=True)
-
-    def _records(
-        self, typed: dict[str, pd.Series], keys: pd.Series, n: int, p: _Problems
-    ) -> pd.DataFrame:
-        ds, now = self.ds, pd.Timestamp(self.now)
-        idx = keys.index
-        out: dict[str, object] = {
-            "source_id": keys,
-            "classification": typed.get("classification", pd.Series(None, index=idx, dtype=object)),
-            "created_at": now,
-            "updated_at": now,
-            "city_code": self.city,
-            "source_batch_id": self.w.batch_id,
-        }
-        cls = out["classification"]
-        out["classification"] = cls.where(cls.notna(), self.spec.classification)
-        for name, f in ds.fields.items():
-            if name in typed and f.check not in ("id_number", "phone") and name != "camera":
-                out[name] = typed[name]
-        for col in ds.table.columns:
-            if col.name in self.defaults and col.name in out:
-                s = out[col.name]
-                out[col.name] = s.where(s.notna(), self.defaults[col.name])
-            elif col.name in self.defaults and col.name not in out and col.name != "id":
-                out[col.name] = self.defaults[col.name]
-        if "district_code" in ds.table.c and "district_code" not in out:
-            out["district_code"] = None
-        if ds.name == "incidents":
-            ts = typed["ts"]
-            rep = typed.get("reported_at")
-            out["reported_at"] = ts if rep is None else rep.where(rep.notna(), ts)
-            lat, lon = typed["lat"].to_numpy(), typed["lon"].to_numpy()
-            ok = ~(np.isnan(lat) | np.isnan(lon))
-            r7 = np.full(n, None, dtype=object)
-            r8 = np.full(n, None, dtype=object)
-            if ok.any():
-                r7[ok], r8[ok] = _h3_cells(lat[ok], lon[ok])
-            out["h3_r7"], out["h3_r8"] = r7, r8
-        if self.cameras is not None:
-            cam = typed["camera"]
-            ids = cam.map(self.cameras)
-            p.add(cam.notna().to_numpy() & ids.isna().to_numpy(), "unknown_camera", "camera", cam)
-            out["camera_id"] = ids.astype("Int64")
-        for col, virtual in ds.derived.items():
-            if col == "camera_id":
-                continue
-            values = typed.get(virtual)
-            kind = ds.fields[virtual].check
-            if values is None:
-                out[col] = None
-            elif col.endswith("_enc"):
-                # a missing optional identifier arrives as None or as NaN (v != v)
-                out[col] = [None if v is None or v != v else self.cipher.encrypt(kind, v)
-                            for v in values]  # fmt: skip
-            else:
-                out[col] = [None if v is None or v != v else self.cipher.blind_index(kind, v)
-                            for v in values]  # fmt: skip
-        if any(c.endswith("_enc") for c in ds.derived):
-            out["key_id"] = self.cipher.key_id
-        frame = pd.DataFrame(out, index=idx)
-        return frame[[c for c in _table_columns(ds) if c in frame.columns]]
+        if self.procs is not None:
+            self.procs.shutdown(wait=True, cancel_futures=True)
+            self.queue.clear()
 
     def stats(self) -> dict:
         t = self.tally
@@ -975,6 +1057,68 @@ class _Run:
                 "within_24h": int((lags <= 86_400).sum()),
             }
         return out
+
+
+def _records(c: _Check, typed: dict[str, pd.Series], keys: pd.Series, n: int,
+             p: _Problems) -> pd.DataFrame:  # fmt: skip
+    """The rows to store, in the table's columns (identifiers encrypted and blind-indexed)."""
+    ds, now = c.ds, pd.Timestamp(c.now)
+    idx = keys.index
+    out: dict[str, object] = {
+        "source_id": keys,
+        "classification": typed.get("classification", pd.Series(None, index=idx, dtype=object)),
+        "created_at": now,
+        "updated_at": now,
+        "city_code": c.city,
+        "source_batch_id": c.batch_id,
+    }
+    cls = out["classification"]
+    out["classification"] = cls.where(cls.notna(), c.spec.classification)
+    for name, f in ds.fields.items():
+        if name in typed and f.check not in ("id_number", "phone") and name != "camera":
+            out[name] = typed[name]
+    for col in ds.table.columns:
+        if col.name in c.defaults and col.name in out:
+            s = out[col.name]
+            out[col.name] = s.where(s.notna(), c.defaults[col.name])
+        elif col.name in c.defaults and col.name not in out and col.name != "id":
+            out[col.name] = c.defaults[col.name]
+    if "district_code" in ds.table.c and "district_code" not in out:
+        out["district_code"] = None
+    if ds.name == "incidents":
+        ts = typed["ts"]
+        rep = typed.get("reported_at")
+        out["reported_at"] = ts if rep is None else rep.where(rep.notna(), ts)
+        lat, lon = typed["lat"].to_numpy(), typed["lon"].to_numpy()
+        ok = ~(np.isnan(lat) | np.isnan(lon))
+        r7 = np.full(n, None, dtype=object)
+        r8 = np.full(n, None, dtype=object)
+        if ok.any():
+            r7[ok], r8[ok] = _h3_cells(lat[ok], lon[ok])
+        out["h3_r7"], out["h3_r8"] = r7, r8
+    if c.cameras is not None:
+        cam = typed["camera"]
+        ids = cam.map(c.cameras)
+        p.add(cam.notna().to_numpy() & ids.isna().to_numpy(), "unknown_camera", "camera", cam)
+        out["camera_id"] = ids.astype("Int64")
+    for col, virtual in ds.derived.items():
+        if col == "camera_id":
+            continue
+        values = typed.get(virtual)
+        kind = ds.fields[virtual].check
+        if values is None:
+            out[col] = None
+        elif col.endswith("_enc"):
+            # a missing optional identifier arrives as None or as NaN (v != v)
+            out[col] = [None if v is None or v != v else c.cipher.encrypt(kind, v)
+                        for v in values]  # fmt: skip
+        else:
+            out[col] = [None if v is None or v != v else c.cipher.blind_index(kind, v)
+                        for v in values]  # fmt: skip
+    if any(c.endswith("_enc") for c in ds.derived):
+        out["key_id"] = c.cipher.key_id
+    frame = pd.DataFrame(out, index=idx)
+    return frame[[c for c in _table_columns(ds) if c in frame.columns]]
 
 
 def _sqlite_fast(conn: Connection, on: bool) -> None:
@@ -1019,6 +1163,7 @@ def ingest(
     limits: Limits = Limits(),
     dry_run: bool = False,
     accept: frozenset[str] | tuple[str, ...] = (),
+    workers: int | None = None,
 ) -> BatchReport:
     """Ingest one feed file of one city under a spec; the batch report.
 
@@ -1042,6 +1187,11 @@ def ingest(
     accept
         Guardrail finding codes the operator means (``hub.ingest.guardrails``): such
         findings are reported, and do not fail the batch.
+    workers
+        Processes that check chunks (map, validate, convert, locate) beside this one;
+        0 checks them here. None: the setting ``HUB_INGEST_WORKERS``, else
+        `default_workers` (none on two cores or fewer). Counts, rejects, history and
+        the stored rows are the same for any number.
 
     Raises
     ------
@@ -1050,6 +1200,11 @@ def ingest(
     """
     now = now or _now()
     started = time.perf_counter()
+    if workers is None:
+        from hub.settings import load_settings
+
+        workers = load_settings().ingest_workers
+        workers = default_workers() if workers is None else workers
     ds = dataset(spec.dataset)
     report = BatchReport(None, city_code, ds.name, spec.name, source_name[:200], "running")
     with engine.connect() as conn:
@@ -1063,7 +1218,7 @@ def ingest(
             try:
                 with conn.begin(), Session(bind=conn) as session:
                     _ingest(conn, session, report, spec, ds, source, digest, cipher, principal,
-                            now, progress, started, limits, frozenset(accept))  # fmt: skip
+                            now, progress, started, limits, frozenset(accept), workers)  # fmt: skip
                     if dry_run:
                         raise _Discard
             except _Discard:
@@ -1109,7 +1264,7 @@ def _would_fail(report: BatchReport, exc: FeedError, started: float) -> BatchRep
 
 
 def _ingest(conn, session, report, spec, ds, source, digest, cipher, principal, now, progress,
-            started, limits, accept: frozenset[str]) -> None:  # fmt: skip
+            started, limits, accept: frozenset[str], workers: int = 0) -> None:  # fmt: skip
     same = session.scalar(
         select(m.FeedBatch.id).where(
             m.FeedBatch.city_code == report.city_code, m.FeedBatch.dataset == ds.name,
@@ -1125,7 +1280,17 @@ def _ingest(conn, session, report, spec, ds, source, digest, cipher, principal, 
     session.flush()
     report.batch_id, report.same_file_as = batch.id, same
     writer = _Writer(conn, session, ds, report.city_code, batch.id, cipher)
-    run = _Run(spec, ds, report.city_code, cipher, now, writer, now, dry_run=report.dry_run)
+    run = _Run(
+        spec,
+        ds,
+        report.city_code,
+        cipher,
+        now,
+        writer,
+        now,
+        dry_run=report.dry_run,
+        workers=workers,
+    )
     chunks = read_chunks(source, spec, limits)
     first = True
     try:
@@ -1143,7 +1308,7 @@ def _ingest(conn, session, report, spec, ds, source, digest, cipher, principal, 
             run.chunk(chunk)
             if progress:
                 progress(chunk.fraction, run.tally.read)
-        run.drain()
+        run.finish()
     finally:
         run.close()
     t0 = time.perf_counter()

@@ -27,7 +27,8 @@ import pyarrow.csv as pacsv
 
 from hub.ingest.spec import FeedError, Spec
 
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 4 << 20  # about 30,000 rows of a typical feed: chunks overlap
+FIRST_CHUNK_BYTES = 1 << 20
 CHUNK_ROWS = 100_000
 MAX_COLUMNS = 1000  # a header wider than this is not a feed
 MAX_RAW = 4000  # characters of a rejected row's raw text that are kept
@@ -185,7 +186,9 @@ def read_csv(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
     )
     line, total, n_problems = spec.header_row + 1, 0, 0
     while True:
-        lines = source.readlines(CHUNK_BYTES)
+        # A small first chunk: the writer starts on it while the next ones are checked.
+        first = total == n_problems == 0
+        lines = source.readlines(min(FIRST_CHUNK_BYTES, CHUNK_BYTES) if first else CHUNK_BYTES)
         if not lines:
             break
         data = b"".join(lines)
