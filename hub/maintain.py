@@ -18,6 +18,7 @@ from hub import partitions
 from hub.retention import Purge, apply_retention
 
 AHEAD_DAYS = 7
+LOCK_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Maintenance:
 
 def maintain(
     session: Session, retention_days: dict[str, int], *, now: datetime | None = None,
-    ahead: int = AHEAD_DAYS,
+    ahead: int = AHEAD_DAYS, lock_timeout_s: float = LOCK_TIMEOUT_S,
 ) -> Maintenance:  # fmt: skip
     """Create the partitions of today and the next `ahead` days, then apply retention.
 
@@ -45,6 +46,12 @@ def maintain(
     backend = conn.dialect.name
     if backend != "postgresql":
         return Maintenance(backend, {}, ())
+    # Attaching and detaching a day takes the parent table's exclusive lock for a moment.
+    # Behind a long report it would wait, and every new read of the table would queue
+    # behind it: give up instead (the transaction rolls back whole; cron tries again).
+    # (DETACH … CONCURRENTLY, which needs no such lock, is refused beside a DEFAULT
+    # partition.)
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
     created = {
         table: tuple(partitions.ensure_ahead(conn, table, today=now.date(), ahead=ahead))
         for table in partitions.PARTITIONED

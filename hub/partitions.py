@@ -17,6 +17,13 @@ Why each piece is there:
 - Partitions are made ahead of time by `python -m hub maintain` and on demand by every
   bulk write (`ensure_for_frame`), so a load of history lands in its days, not in the
   DEFAULT partition.
+- `plate_days` (migration 0012): the UTC days on which each plate was read, kept by a
+  statement trigger on `sightings`. PostgreSQL has no global index, so a lookup by plate
+  alone probes (and, worse, plans) every day partition: 25-45 ms of planning at 180
+  days. A plate lookup first reads the plate's days here (one index range) and bounds
+  the query by them (`plate_day_bounds`), so the planner prunes to those days. Retention
+  deletes the expired days' rows with the reads (`purge_plate_days`); a row whose read
+  was deleted or moved stays until then, which costs one empty probe, never a miss.
 
 SQLite has no partitions; every function here is for PostgreSQL connections only.
 """
@@ -28,12 +35,30 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Connection, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Date,
+    MetaData,
+    String,
+    Table,
+    and_,
+    false,
+    or_,
+    select,
+    text,
+)
 
 PARTITIONED = ("incidents", "sightings")
 # Partitions made when a store is converted in place: the days its records span, but no
 # further back than this (older records, if any, go to the DEFAULT partition).
 CONVERT_MAX_DAYS = 800
+
+# Not in the models' metadata: it exists on PostgreSQL only (migration 0012).
+plate_days = Table(
+    "plate_days", MetaData(), Column("plate", String(12), primary_key=True),
+    Column("day", Date, primary_key=True),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -110,6 +135,28 @@ def _attach_day(conn: Connection, parent: str, day: date) -> None:
         f'ALTER TABLE "{parent}" ATTACH PARTITION "{part.table}" '
         f"FOR VALUES FROM ('{lo}') TO ('{hi}')"
     )
+    name_indexes(conn, parent, part.table)
+
+
+def name_indexes(conn: Connection, parent: str, partition: str | None = None) -> None:
+    """Name each partition's piece of an index after it: `ix_sightings_plate_ts_p20261101`
+    instead of PostgreSQL's `sightings_p20261101_plate_ts_idx`, so that a plan says which
+    of the table's indexes it uses (as on SQLite and on the unpartitioned table)."""
+    rows = conn.execute(
+        text(
+            "SELECT pi.relname, ci.relname, c.relname FROM pg_inherits i "
+            "JOIN pg_class ci ON ci.oid = i.inhrelid JOIN pg_class pi ON pi.oid = i.inhparent "
+            "JOIN pg_index x ON x.indexrelid = ci.oid JOIN pg_class c ON c.oid = x.indrelid "
+            "JOIN pg_index px ON px.indexrelid = pi.oid JOIN pg_class p ON p.oid = px.indrelid "
+            "WHERE p.relname = :t AND p.relnamespace = current_schema()::regnamespace "
+            "AND (CAST(:part AS text) IS NULL OR c.relname = :part)"
+        ),
+        {"t": parent, "part": partition},
+    ).all()
+    for index, piece, table in rows:
+        name = f"{index}_{table.removeprefix(parent + '_')}"
+        if piece != name and len(name) <= 63:
+            conn.exec_driver_sql(f'ALTER INDEX "{piece}" RENAME TO "{name}"')
 
 
 def ensure_days(conn: Connection, parent: str, days: Iterable[date]) -> list[date]:
@@ -232,12 +279,148 @@ def unconvert(conn: Connection, table: str) -> None:
         conn.exec_driver_sql(f'ALTER SEQUENCE {seq} OWNED BY "{table}".id')
 
 
+# --- plate_days: which days to probe for a plate -----------------------------------------
+
+PLATE_DAYS = "plate_days"
+_UTC_DAY = "CAST(ts AT TIME ZONE 'UTC' AS date)"
+# Sorted, so that two writers adding overlapping pairs take them in the same order (no
+# deadlock between their ON CONFLICT waits).
+_PLATE_DAYS_FN = f"""
+CREATE OR REPLACE FUNCTION hub_plate_days() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {PLATE_DAYS} (plate, day)
+    SELECT DISTINCT plate, {_UTC_DAY} FROM new_rows ORDER BY 1, 2
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$"""
+
+
+def install_plate_days(conn: Connection) -> None:
+    """Create `plate_days`, fill it from the reads there are, and keep it current with
+    statement triggers on `sightings` (inserts and updates: a corrected plate or time
+    adds its new day). PostgreSQL only; idempotent."""
+    conn.exec_driver_sql(
+        f"CREATE TABLE IF NOT EXISTS {PLATE_DAYS} (plate varchar(12) NOT NULL, "
+        "day date NOT NULL, CONSTRAINT pk_plate_days PRIMARY KEY (plate, day))"
+    )
+    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+    conn.exec_driver_sql(
+        f"INSERT INTO {PLATE_DAYS} (plate, day) SELECT DISTINCT plate, {_UTC_DAY} "
+        "FROM sightings ON CONFLICT DO NOTHING"
+    )
+    conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS ix_plate_days_day ON {PLATE_DAYS} (day)")
+    for table in PARTITIONED:
+        name_indexes(conn, table)
+    conn.exec_driver_sql(_PLATE_DAYS_FN)
+    for op in ("INSERT", "UPDATE"):
+        conn.exec_driver_sql(
+            f"DROP TRIGGER IF EXISTS sightings_plate_days_{op.lower()} ON sightings"
+        )
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER sightings_plate_days_{op.lower()} AFTER {op} ON sightings "
+            "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION hub_plate_days()"
+        )
+    conn.exec_driver_sql(f"ANALYZE {PLATE_DAYS}")
+    _generation[0] += 1
+
+
+def uninstall_plate_days(conn: Connection) -> None:
+    for op in ("insert", "update"):
+        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS sightings_plate_days_{op} ON sightings")
+    conn.exec_driver_sql("DROP FUNCTION IF EXISTS hub_plate_days()")
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PLATE_DAYS}")
+    _generation[0] += 1
+
+
+# Bumped when this process adds or removes `plate_days`, so that no pooled connection
+# keeps an answer from before (another process changing the schema needs a restart, as
+# for any migration; until then a lookup is only unbounded, never wrong).
+_generation = [0]
+
+
+def has_plate_days(conn: Connection) -> bool:
+    """Whether the store has `plate_days`; remembered per pooled connection."""
+    if conn.dialect.name != "postgresql":
+        return False
+    known = conn.info.get("hub_plate_days")
+    if known is not None and known[0] == _generation[0]:
+        return known[1]
+    found = bool(conn.execute(text(f"SELECT to_regclass('{PLATE_DAYS}') IS NOT NULL")).scalar())
+    conn.info["hub_plate_days"] = (_generation[0], found)
+    return found
+
+
+def day_ranges(days: Iterable[date]) -> list[tuple[datetime, datetime]]:
+    """Consecutive UTC days merged into [start, end) ranges, oldest first."""
+    out: list[list[datetime]] = []
+    for day in sorted(set(days)):
+        lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        if out and out[-1][1] == lo:
+            out[-1][1] = lo + timedelta(days=1)
+        else:
+            out.append([lo, lo + timedelta(days=1)])
+    return [(a, b) for a, b in out]
+
+
+def plate_day_bounds(
+    conn: Connection,
+    plate_condition,
+    ts_column,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+):
+    """A condition on `ts_column` holding only the days on which plates matching
+    `plate_condition` (a condition on `plate_days.c.plate`) were read, between `start` and
+    `end` when given; None where there is nothing to bound (SQLite, or a store without
+    `plate_days`). Bounded so, the planner prunes every other day partition,
+    which a condition on the plate alone cannot do (PostgreSQL has no global index).
+
+    A read kept past its day's retention sits in the DEFAULT partition: its day stays in
+    `plate_days` (`purge_plate_days`), and a range over a day without a partition is
+    what the planner sends to the DEFAULT partition, so it is still found.
+    """
+    if not has_plate_days(conn):
+        return None
+    q = select(plate_days.c.day).where(plate_condition).distinct()
+    if start is not None:
+        q = q.where(plate_days.c.day >= start.astimezone(UTC).date())
+    if end is not None:
+        q = q.where(plate_days.c.day <= end.astimezone(UTC).date())
+    ranges = day_ranges(conn.execute(q).scalars())
+    if not ranges:
+        return false()
+    # Bound values: each execution is planned with them (a custom plan: the generic one,
+    # costed over every partition, loses), so the planner prunes to these days, and
+    # SQLAlchemy compiles the statement once per number of ranges.
+    return or_(*(and_(ts_column >= a, ts_column < b) for a, b in ranges))
+
+
+def purge_plate_days(conn: Connection, cutoff: datetime) -> int:
+    """After retention: forget the plate-days before `cutoff` that no read left in the
+    store still has (the reads kept for open cases keep theirs). Once the expired days
+    are dropped, `ts < cutoff` is only the DEFAULT partition, so the check is small."""
+    if not has_plate_days(conn):
+        return 0
+    return conn.execute(
+        text(
+            f"DELETE FROM {PLATE_DAYS} p WHERE p.day < :day AND NOT EXISTS ("
+            f"SELECT 1 FROM (SELECT DISTINCT plate, {_UTC_DAY} AS day FROM sightings "
+            "WHERE ts < :cutoff) k WHERE k.plate = p.plate AND k.day = p.day)"
+        ),
+        {"day": cutoff.astimezone(UTC).date(), "cutoff": cutoff},
+    ).rowcount
+
+
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
     """Alembic's `include_object` hook: the day and DEFAULT partitions are storage of
-    their parent table, not tables of the schema (autogenerate would drop them)."""
+    their parent table, not tables of the schema (autogenerate would drop them); so is
+    `plate_days`, the PostgreSQL-only side index of `sightings`."""
     table = obj if type_ == "table" else getattr(obj, "table", None)
     table_name = getattr(table, "name", name) if type_ != "table" else name
-    return not (reflected and compare_to is None and _is_partition(table_name or ""))
+    hidden = _is_partition(table_name or "") or table_name == PLATE_DAYS
+    return not (reflected and compare_to is None and hidden)
 
 
 def _is_partition(name: str) -> bool:

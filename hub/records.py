@@ -21,6 +21,7 @@ from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from hub import models as m
+from hub import partitions
 from hub.security import audit
 from hub.security.backstop import row_filter
 from hub.security.crypto import FieldCipher
@@ -278,18 +279,29 @@ def _masked_for(principal: Principal, kind: str) -> bool:
     return kind in masks_for(principal.role, via_grant=False)
 
 
-def _plate_condition(value: str, *, prefix: bool = True):
-    """Exact plate; without its province character, any province; or a prefix (≥ 3)."""
+def _plate_condition(value: str, *, prefix: bool = True, column=m.Sighting.plate):
+    """Exact plate; without its province character, any province; or a prefix (≥ 3).
+    The condition is on `column` (the reads' plate, or `plate_days`' for the days)."""
     plate = normalize_plate(value)
     if is_valid_plate(plate):
-        return m.Sighting.plate == plate, plate
+        return column == plate, plate
     if plate and plate[0] not in PLATE_PROVINCES and is_valid_plate("皖" + plate):
         # Typed without the province: every province's plate with that rest, by index.
-        return m.Sighting.plate.in_(sorted(p + plate for p in PLATE_PROVINCES)), plate
+        return column.in_(sorted(p + plate for p in PLATE_PROVINCES)), plate
     if prefix and len(plate) >= 3 and plate[0] in PLATE_PROVINCES and plate.isalnum():
         # A prefix, as a range so that the (plate, ts) index serves it on both stores.
-        return and_(m.Sighting.plate >= plate, m.Sighting.plate < plate + "\uffff"), plate
+        return and_(column >= plate, column < plate + "\uffff"), plate
     return None, plate
+
+
+def bound_to_plate_days(session: Session, where, plate_days_condition, **window):
+    """`where` on the reads, narrowed on PostgreSQL to the days on which the plates were
+    read (hub/partitions.py `plate_days`): the planner then opens those day partitions
+    only, not all of them (there is no global index). Unchanged on SQLite."""
+    bound = partitions.plate_day_bounds(
+        session.connection(), plate_days_condition, m.Sighting.ts, **window
+    )
+    return where if bound is None else and_(where, bound)
 
 
 def search_plate(session: Session, principal: Principal, plate: str, **kw) -> LookupResult:
@@ -297,9 +309,12 @@ def search_plate(session: Session, principal: Principal, plate: str, **kw) -> Lo
     province character matches every province, and three or more leading characters
     search by prefix (not for a viewer who sees plates masked, `_masked_for`)."""
     typed = _bounded(plate, "plate")
-    where, value = _plate_condition(typed, prefix=not _masked_for(principal, "plate"))
+    prefix = not _masked_for(principal, "plate")
+    where, value = _plate_condition(typed, prefix=prefix)
     if where is None:
         raise InputError("bad_plate", "not a valid plate number", value=plate.strip()[:20])
+    days, _ = _plate_condition(typed, prefix=prefix, column=partitions.plate_days.c.plate)
+    where = bound_to_plate_days(session, where, days)
     return lookup(
         session, principal, "sightings", where,
         query={"kind": "plate", "value": value}, order_by=m.Sighting.ts, **kw,
@@ -424,6 +439,9 @@ def view_record(
     if main.rows:
         for linked, where in _LINKS[dataset](int(record_id), main.rows[0]).items():
             order = m.Sighting.ts.desc() if linked == "sightings" else None
+            if linked == "sightings":  # a vehicle's reads: the days its plate was read
+                plate = partitions.plate_days.c.plate == main.rows[0]["plate"]
+                where = bound_to_plate_days(session, where, plate)
             links[linked] = lookup(session, principal, linked, where, action="view", order_by=order,
                                    query={"kind": "linked", "value": f"{dataset}:{int(record_id)}"}, **kw)  # fmt: skip
     return RecordView(main, links)

@@ -17,7 +17,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from geo.distance import haversine_m
-from hub import records
+from hub import partitions, records
 from hub.models import Camera, Sighting
 from hub.security.crypto import FieldCipher
 from hub.security.errors import InputError
@@ -130,6 +130,9 @@ def plate_trajectory(
         raise InputError("bad_plate", "not a valid plate number", value=plate.strip()[:20])
     start, end = check_window(start, end)
     where = and_(Sighting.plate == value, Sighting.ts >= start, Sighting.ts <= end)
+    where = records.bound_to_plate_days(
+        session, where, partitions.plate_days.c.plate == value, start=start, end=end
+    )
     query = {"kind": "plate", "value": value, "start": start.isoformat(), "end": end.isoformat()}
     result = records.lookup(
         session, principal, "sightings", where, reason=reason, query=query, grants=grants,
@@ -138,7 +141,11 @@ def plate_trajectory(
     points = sorted((dict(r) for r in result.rows), key=lambda r: (r["ts"], r["id"]))
     ids = sorted({p["camera_id"] for p in points})
     # Camera names through the session: the backstop filters this read like any other.
-    names = dict(session.execute(select(Camera.id, Camera.name).where(Camera.id.in_(ids))).all())
+    names = (
+        dict(session.execute(select(Camera.id, Camera.name).where(Camera.id.in_(ids))).all())
+        if ids
+        else {}
+    )
     for p in points:
         p["camera"] = names.get(p["camera_id"])
         p["camera_speed_kmh"] = p.pop("speed_kmh", None)

@@ -13,7 +13,7 @@ like `incident_hourly` (PostgreSQL: statement triggers over transition tables; S
 row triggers; a dropped day partition is subtracted by `hub.retention`).
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-11-30 10:00:00
 """
 
@@ -25,7 +25,7 @@ from alembic import op
 from hub import rollup
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
