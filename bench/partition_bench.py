@@ -291,7 +291,7 @@ def overview_cold(ctx: BenchContext) -> list[Result]:
             for models in DATA_CLASSES.values():
                 for model in models:
                     t = model.__tablename__
-                    conn.execute(text(f"SELECT city_code, count(*) FROM {t} GROUP BY 1"))  # noqa: S608
+                    conn.execute(text(f"SELECT city_code, count(*) FROM {t} GROUP BY 1")).all()  # noqa: S608
         scan = time.perf_counter() - began
     finally:
         engine.dispose()
