@@ -11,19 +11,28 @@ therefore break ties deterministically.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
 import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.distance import WGS84_EPSG
+# geopandas (with pyogrio, pyproj: geo.distance) loads with the first full read: the
+# display shapes of the default file come from a cache without it.
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "anhui.geojson"
+# Display shapes of the default file, kept across restarts (see `display_features`).
+CACHE_DIR = DEFAULT_PATH.parent / "cache"
+_DISPLAY_FORMAT = "display-1"  # bump when `_display_json`'s output changes
 LEVELS = ("province", "city", "district")
 _REQUIRED_COLUMNS = ("adcode", "name", "level", "parent_adcode")
 
@@ -78,6 +87,10 @@ class Boundaries:
         if level == "district":
             return self.districts
         if level == "province":
+            import geopandas as gpd
+
+            from geo.distance import WGS84_EPSG
+
             return gpd.GeoDataFrame(
                 {"adcode": [self.province_adcode], "name": [self.province_name]},
                 geometry=[self.province],
@@ -99,6 +112,10 @@ def _polygonal(geometry: BaseGeometry | None, label: str) -> BaseGeometry:
 
 
 def _read(path: Path) -> gpd.GeoDataFrame:
+    import geopandas as gpd
+
+    from geo.distance import WGS84_EPSG
+
     if not path.is_file():
         raise FileNotFoundError(f"boundary file not found: {path}")
     frame = gpd.read_file(path)
@@ -212,8 +229,56 @@ def display_features(
     if tolerance_deg < 0:
         raise ValueError(f"tolerance_deg must be >= 0, got {tolerance_deg}")
     # Simplifying takes 5-30 ms a level and every map rerun draws one: done once, kept
-    # as text, and each caller gets its own copy to decorate.
-    return json.loads(_display_json(level, tolerance_deg, _resolve(boundaries)))
+    # as text, and each caller gets its own copy to decorate. For the default file the
+    # text is also kept on disk, so a restarted process reads it instead of loading the
+    # boundaries (geopandas, the file, the repairs) and simplifying again.
+    if boundaries is None:
+        return json.loads(_stored_display_json(level, float(tolerance_deg)))
+    return json.loads(_display_json(level, tolerance_deg, boundaries))
+
+
+@lru_cache(maxsize=32)
+def _stored_display_json(level: str, tolerance_deg: float) -> str:
+    """`_display_json` of the default file, through a cache file named by everything the
+    text depends on: the source's bytes, level, tolerance, this code's format and the
+    shapely/GEOS versions that simplify. A changed source or library is a new name."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+    source = Path(DEFAULT_PATH).resolve()
+    if not source.is_file():
+        raise FileNotFoundError(f"boundary file not found: {source}")
+    key = hashlib.sha256(source.read_bytes())
+    for part in (level, repr(tolerance_deg), _DISPLAY_FORMAT, shapely.__version__,
+                 shapely.geos_version_string):  # fmt: skip
+        key.update(b"\0" + part.encode())
+    cached = CACHE_DIR / f"{source.stem}-{level}-{key.hexdigest()[:24]}.json"
+    try:
+        return cached.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        pass
+    text = _display_json(level, tolerance_deg, load_boundaries(source))
+    _store(cached, text)
+    return text
+
+
+def _store(path: Path, text: str) -> None:
+    """Write atomically (a reader sees the whole file or none); a read-only checkout
+    just goes without the cache."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ignore = path.parent / ".gitignore"
+        if not ignore.exists():  # generated files: never committed
+            ignore.write_text("*\n", encoding="utf-8")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    except OSError:
+        return
+    try:
+        os.chmod(tmp, 0o644)  # as any file the app writes, not mkstemp's 0600
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
 
 
 @lru_cache(maxsize=32)

@@ -14,30 +14,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 import hub.security.backstop  # noqa: F401  (registers the row-filter listener)
-from hub import (
-    analytics,
-    exports,
-    overview,
-    quality,
-    records,
-    situation,
-    trajectory,
-    transparency,
-)
+
+# Exports and transparency (openpyxl), the province overview (demo, boundaries), the anchor,
+# the common picture and the feed desk are imported where used: a page pays for what it asks.
+from hub import analytics, quality, records, situation, trajectory
 from hub.boundary import guard_methods
-from hub.cop import CommonPicture
-from hub.feeds import FeedDesk
 from hub.models import Alarm, AuditEntry, City, Review, User
 from hub.notify import NoticeBoard
 from hub.replica import ReadRouter, counts_only
-from hub.security import access, anchor, audit, identity
+from hub.security import access, audit, identity
 from hub.security.alarms import thresholds_from
 from hub.security.crypto import FieldCipher
 from hub.security.errors import AccessDenied, HubError, InputError, SignInError, refuse_nul
@@ -46,6 +38,11 @@ from hub.security.reasons import Reason
 from hub.settings import Settings, load_settings
 from hub.store import make_engine, transaction
 from hub.watch import WatchDesk
+
+if TYPE_CHECKING:
+    from hub import exports, overview, transparency
+    from hub.cop import CommonPicture
+    from hub.feeds import FeedDesk
 
 T = TypeVar("T")
 # Leak identification and the export registry are the auditors' (discipline and secrecy).
@@ -81,9 +78,19 @@ class Hub:
         self.cipher = FieldCipher.from_settings(settings)
         self.thresholds = thresholds_from(settings)
         self.watch = WatchDesk(self)
-        self.feeds = FeedDesk(self)
         self.notices = NoticeBoard(self)
-        self.cop = CommonPicture(self)
+
+    @cached_property
+    def feeds(self) -> FeedDesk:
+        from hub.feeds import FeedDesk
+
+        return FeedDesk(self)
+
+    @cached_property
+    def cop(self) -> CommonPicture:
+        from hub.cop import CommonPicture
+
+        return CommonPicture(self)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Hub:
@@ -250,6 +257,8 @@ class Hub:
     # --- aggregates -----------------------------------------------------------------
 
     def province_overview(self, principal: Principal) -> overview.ProvinceOverview:
+        from hub import overview
+
         self._require(principal, AGGREGATE_ROLES)
         secret = principal.role in COUNTS_SECRET
         return self._aggregate(
@@ -735,6 +744,8 @@ class Hub:
         *, now: datetime | None = None,
     ) -> exports.ExportFile:  # fmt: skip
         """The current selection's pivot as a registered, watermarked file."""
+        from hub import exports
+
         when = now or _now()
 
         def export(session: Session) -> exports.ExportFile:
@@ -750,12 +761,15 @@ class Hub:
 
     @property
     def _watermark_key(self) -> bytes:
+        from hub import exports
+
         return exports.watermark_key(self.settings.blind_index_key)
 
     def identify_export(
         self, principal: Principal, data: bytes, filename: str, *, now: datetime | None = None
     ) -> exports.ExportMatch | None:
         """Which registered export a leaked file came from; None: no export matches."""
+        from hub import exports
 
         def identify(session: Session) -> exports.ExportMatch | None:
             self._require(principal, AUDITOR_ONLY)
@@ -767,6 +781,8 @@ class Hub:
                          audit_fields={"dataset": "exports"})  # fmt: skip
 
     def exports_log(self, principal: Principal) -> pd.DataFrame:
+        from hub import exports
+
         self._require(principal, AUDITOR_ONLY)
         with self._session(principal) as session:
             return exports.exports_log(session)
@@ -776,6 +792,8 @@ class Hub:
     ) -> transparency.TransparencyReport:
         """The city's report for a quarter, computed from the log itself. Auditors see any
         city; a city's approver only their own."""
+        from hub import transparency
+
         self._require(principal, AUDIT_ROLES)
         if principal.role == "city_approver" and city_code != principal.city_code:
             raise AccessDenied("other_city", "approvers see their own city's report")
@@ -887,6 +905,8 @@ class Hub:
             return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in rows], columns=cols)
 
     def verify_audit_chain(self, principal: Principal) -> audit.Verification:
+        from hub.security import anchor
+
         self._require(principal, AUDIT_ROLES)
         with self._session(principal) as session:
             result = anchor.verify(session, self.settings)

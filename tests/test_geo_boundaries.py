@@ -9,9 +9,11 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Point
 
+from geo import boundaries as geo_boundaries
 from geo.adjacency import cities_within, city_adjacency
 from geo.boundaries import (
     DEFAULT_PATH,
+    LEVELS,
     Boundaries,
     display_features,
     label_points,
@@ -168,6 +170,63 @@ def test_display_features_are_simplified_once_and_each_caller_gets_a_copy() -> N
 def test_display_features_rejects_unknown_level() -> None:
     with pytest.raises(ValueError, match="county"):
         display_features("county")
+
+
+@pytest.fixture
+def display_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty display cache directory; the in-process caches cleared around the test."""
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(geo_boundaries, "CACHE_DIR", cache)
+    geo_boundaries._stored_display_json.cache_clear()
+    yield cache
+    geo_boundaries._stored_display_json.cache_clear()
+
+
+def _restart() -> None:
+    """What a new process starts with: no display shapes in memory."""
+    geo_boundaries._stored_display_json.cache_clear()
+
+
+def test_a_restarted_process_draws_the_same_shapes_without_loading_the_boundaries(
+    display_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = {level: display_features(level, tolerance_deg=0.003) for level in LEVELS}
+    simplified_here = {
+        level: json.loads(geo_boundaries._display_json(level, 0.003, load_boundaries()))
+        for level in LEVELS
+    }
+    assert made == simplified_here
+    assert (display_cache / ".gitignore").read_text() == "*\n"  # generated, never committed
+    _restart()
+
+    def no_loading(path: Path) -> Boundaries:
+        raise AssertionError("the display shapes were rebuilt instead of read back")
+
+    monkeypatch.setattr(geo_boundaries, "_load", no_loading)
+    assert {level: display_features(level, tolerance_deg=0.003) for level in LEVELS} == made
+    with pytest.raises(ValueError, match="county"):
+        display_features("county")
+
+
+def test_an_edited_boundary_file_is_never_drawn_from_an_old_cache(
+    display_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = display_features("city")
+    assert {f["properties"]["name"] for f in before["features"]} >= {"合肥市"}
+    collection = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
+    for feature in collection["features"]:
+        if feature["properties"]["adcode"] == HEFEI:
+            feature["properties"]["name"] = "合肥（更正）"
+    edited = tmp_path / "edited" / DEFAULT_PATH.name  # the same name, other contents
+    edited.parent.mkdir()
+    edited.write_text(json.dumps(collection, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.setattr(geo_boundaries, "DEFAULT_PATH", edited)
+    _restart()
+    after = {f["properties"]["adcode"]: f for f in display_features("city")["features"]}
+    assert after[HEFEI]["properties"]["name"] == "合肥（更正）"
+    assert after[HEFEI]["geometry"] == next(
+        f["geometry"] for f in before["features"] if f["properties"]["adcode"] == HEFEI
+    )
 
 
 @pytest.mark.parametrize("level", ["city", "district"])

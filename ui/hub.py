@@ -10,6 +10,8 @@ from geo.boundaries import display_features
 from hub.service import Hub
 
 _settled = False
+# The display shapes the maps draw (geo.layers): read from their cache file, or made once.
+MAP_SHAPES = (("city", 0.005), ("district", 0.003))
 
 
 @st.cache_resource(show_spinner=False)
@@ -32,8 +34,11 @@ def settle_heap() -> None:
     global _settled
     if _settled:  # a cleared resource cache opens a new Hub; the heap is settled already
         return
-    for level in ("province", "city", "district"):
-        display_features(level)
-    gc.collect()
+    for level, tolerance in MAP_SHAPES:
+        display_features(level, tolerance_deg=tolerance)
+    # The young generations only: a full collection here walks the whole start-up heap
+    # (0.1-0.2 s of the first visit) to find a few dozen unreachable objects, which the
+    # freeze then keeps; start-up's short-lived garbage is young and collected.
+    gc.collect(1)
     gc.freeze()
     _settled = True

@@ -21,8 +21,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
-from zxcvbn import zxcvbn
-from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from hub.models import City, District, User, WebSession
 from hub.security import audit, throttle
@@ -70,6 +68,9 @@ def check_password(password: str, *, username: str = "", display_name: str = "")
         raise InputError(
             "too_long", "password too long", field="password", limit=MAX_PASSWORD_LENGTH
         )
+    # zxcvbn builds its ranked word lists at import: paid only when a password is set.
+    from zxcvbn import zxcvbn
+
     lowered = password.lower()
     if lowered in _common_passwords() or DEMO_PASSWORD in lowered:
         raise InputError(
@@ -88,6 +89,8 @@ def check_password(password: str, *, username: str = "", display_name: str = "")
 
 @cache
 def _common_passwords() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
     return frozenset(FREQUENCY_LISTS["passwords"])
 
 
