@@ -16,6 +16,7 @@ from hub.security.identity import principal_of
 from hub.security.policy import ROLES
 from hub.store import transaction
 from tests.conftest import ROOT
+from ui import notices
 from ui.registry import PAGES, PAGES_BY_KEY
 
 
@@ -252,20 +253,20 @@ def test_requests_page_toasts_a_decision_and_shows_requester_activity(
         + [e.value for e in seen.error]
     )
 
-    def app_run(since=None) -> AppTest:
+    def app_run(shown=None) -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
         at.session_state["principal"] = inv
-        if since is not None:
-            at.session_state["notices_since"] = since
+        if shown is not None:
+            at.session_state[notices._SHOWN] = shown
         return at.run()
 
     # The notification badge (ui/frame.py page_furniture, on every page): the first check
-    # only remembers when it looked; a decision after it is a toast on the next check.
+    # only remembers what it listed; a decision after it is a toast on the next check.
     first = app_run()
     assert not first.toast
-    since = first.session_state["notices_since"]
+    shown = first.session_state[notices._SHOWN]
     hub.decide_request(approver, rid, approve=True, note="同意")
-    at = app_run(since)
+    at = app_run(shown)
     st.cache_resource.clear()
     assert not at.exception
     assert [x.value for x in at.toast] == [f"调阅申请 #{rid} 已批准（滁州市）"]
