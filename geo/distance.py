@@ -9,13 +9,16 @@ zone 51N (EPSG:32651).
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
 import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
-from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
+
+if TYPE_CHECKING:  # geopandas and PROJ are loaded where something is projected
+    import geopandas as gpd
+    from pyproj import Transformer
 
 # IUGG mean Earth radius: the least-biased sphere for haversine distances.
 EARTH_RADIUS_M = 6_371_008.8
@@ -87,6 +90,8 @@ def _transformer(src_epsg: int, dst_epsg: int) -> Transformer:
     # Building a Transformer costs milliseconds (PROJ database lookups); callers
     # project in tight loops, so keep one per CRS pair. always_xy keeps lon/lat
     # order regardless of the CRS's declared axis order.
+    from pyproj import Transformer
+
     return Transformer.from_crs(src_epsg, dst_epsg, always_xy=True)
 
 

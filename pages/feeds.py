@@ -11,6 +11,7 @@ from ui.errors import show_error
 from ui.feeds import UPLOAD_TYPES, readable, report_view, rollback_form, spec_about, spec_label
 from ui.frame import city_names, hub_or_stop
 from ui.i18n import t
+from ui.text import plain
 
 principal = guard("feeds")
 hub = hub_or_stop()
@@ -26,7 +27,7 @@ with upload_tab:
         city = c1.selectbox(t("fd_city"), list(names), format_func=names.__getitem__)
         spec = c2.selectbox(t("fd_spec"), list(specs), format_func=spec_label)
         if spec:
-            st.caption(spec_about(spec, specs[spec][2]))
+            st.caption(plain(spec_about(spec, specs[spec][2])))
         upload = st.file_uploader(t("fd_file"), type=UPLOAD_TYPES)
         dry_run = st.checkbox(t("fd_dry_run"), value=True, help=t("fd_dry_run_help"))
         submitted = st.form_submit_button(t("fd_submit"), type="primary")

@@ -77,7 +77,7 @@ SAFE_NAMES = {
     "badge", "tags", "tag", "head", "star", "who", "text", "urgent", "done", "flash", "note",
     "cams", "WALL_CSS", "KPI_CSS", "key", "city", "late", "eta", "same", "role", "quarter", "hidden_n",
     "incident_id", "gid", "rid", "g", "label", "action", "when", "code", "state", "where",
-    "SHOWN",
+    "SHOWN", "servers", "shown", "helptext",  # ui/bus_panel.py: plain(), numbers, catalogue
 }  # fmt: skip
 # Attributes that are numbers, ids or codes (never typed text).
 SAFE_ATTRS = {

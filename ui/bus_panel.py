@@ -17,6 +17,7 @@ from ui.feeds import code_text, label
 from ui.i18n import t
 from ui.standard_view import example_record
 from ui.tables import EMPTY, duration_text, local_time
+from ui.text import plain
 
 ASK_EVERY_SECONDS = 15  # a page rerun (any click) asks the bus again at most this often
 _KEY = "_bus_panel_status"
@@ -41,7 +42,7 @@ def _view(hub, principal) -> bus_view.BusView:
 
 
 def status_section(status) -> None:
-    servers = server_text(status.servers)
+    servers = plain(server_text(status.servers))
     if status.up:
         st.success(t("fb_up", servers=servers), icon=":material/cloud_done:")
     else:
@@ -100,8 +101,8 @@ def dead_frame(dead, names: dict[str, str]) -> pd.DataFrame:
 
 def contract_section(names: dict[str, str], std: dict) -> None:
     mb = std["message_bus"]
-    st.markdown(t("fb_contract_body", window=mb["duplicate_window_seconds"] // 60,
-                  kb=mb["max_message_bytes"] >> 10, tries=bus_view.MAX_TRIES))  # fmt: skip
+    st.markdown(t("fb_contract_body", window=f"{mb['duplicate_window_seconds'] // 60:d}",
+                  kb=f"{mb['max_message_bytes'] >> 10:d}", tries=f"{bus_view.MAX_TRIES:d}"))  # fmt: skip
     city = st.selectbox(t("fb_contract_city"), list(names), format_func=names.__getitem__)
     c = bus_view.city_contract(city)
     st.caption(t("fb_contract_machine"))
@@ -133,15 +134,15 @@ def bus_panel(hub, principal, names: dict[str, str]) -> None:
     status_section(view.status)
 
     st.subheader(t("fb_fresh"))
-    st.caption(t("fb_fresh_caption", minutes=view.stale_minutes))
+    st.caption(t("fb_fresh_caption", minutes=f"{view.stale_minutes:d}"))
     stale = sum(f.stale for f in view.freshness)
     if view.freshness:
-        st.caption(t("fb_fresh_summary", stale=stale, total=len(view.freshness)))
+        st.caption(t("fb_fresh_summary", stale=f"{stale:d}", total=len(view.freshness)))
         frame = freshness_frame(view.freshness, names, datetime.now(UTC))
         st.dataframe(frame, hide_index=True, width="stretch")
 
     st.subheader(t("fb_dead"))
-    st.caption(t("fb_dead_caption", tries=view.max_tries))
+    st.caption(t("fb_dead_caption", tries=f"{view.max_tries:d}"))
     if view.dead_letters is None:
         st.info(t("fb_dead_unknown"), icon=":material/cloud_off:")
     elif not view.dead_letters:

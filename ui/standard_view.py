@@ -12,6 +12,7 @@ import streamlit as st
 
 from hub import bus_view
 from ui.i18n import catalogue, lang, t
+from ui.text import plain
 
 # Example values a record of the standard may carry, by JSON type and format.
 _EXAMPLE = {"date-time": "2026-11-30T08:30:00+08:00", "date": "2026-11-30", "integer": 1,
@@ -124,7 +125,7 @@ def standard_view(std: dict) -> None:
     schema = std["entities"][entity]
     key = schema.get("x-natural-key")
     if key:
-        st.caption(t("sd_key", fields=" + ".join(field_label(entity, k) for k in key)))
+        st.caption(t("sd_key", fields=plain(" + ".join(field_label(entity, k) for k in key))))
     fields, required = bus_view.feed_fields(entity)
     st.dataframe(fields_table(entity, schema, fields, required), hide_index=True, width="stretch")
     st.caption(t("sd_example") if fields else t("sd_example_none"))

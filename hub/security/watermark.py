@@ -58,12 +58,12 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import openpyxl
 import pandas as pd
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.packaging.custom import StringProperty
-from openpyxl.styles import Font
-from openpyxl.utils.exceptions import InvalidFileException
+
+# openpyxl's own pattern (openpyxl.cell.cell.ILLEGAL_CHARACTERS_RE): the control characters a
+# worksheet cannot hold. openpyxl itself is imported where a workbook is written or read, so
+# that a page showing a table does not pay for it.
+ILLEGAL_CHARACTERS_RE = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 # Only an anchored plain decimal number may keep a leading sign: "-2+3+cmd|..." may not.
@@ -303,6 +303,10 @@ def write_xlsx(
     bytes
         The workbook.
     """
+    import openpyxl
+    from openpyxl.packaging.custom import StringProperty
+    from openpyxl.styles import Font
+
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = "export"
@@ -358,6 +362,9 @@ def _decode_text(data: bytes) -> str | None:
 
 def _xlsx_texts(data: bytes) -> tuple[list[str], list[str]] | None:
     """(cell texts, custom property values) of every sheet, or None if not a workbook."""
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=False, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError):
