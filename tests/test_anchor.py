@@ -285,7 +285,8 @@ def _cli(engine: Engine, *args: str, **env: str) -> subprocess.CompletedProcess:
     url = engine.url.render_as_string(hide_password=False)
     return subprocess.run(
         [sys.executable, "-m", "hub", "audit", *args, "--db", url],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **env},
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**{k: v for k, v in os.environ.items() if k != "HUB_LANG"}, **env},
     )  # fmt: skip
 
 
@@ -297,26 +298,33 @@ def test_cli_anchors_and_verify_names_the_cut(backend: str, tmp_path) -> None:
         _record(engine, 6)
         done = _cli(engine, "verify", **env)
         assert done.returncode == 0, done.stderr
-        assert "intact: 6 entries" in done.stdout and "unanchored" in done.stdout
+        assert "审计链完整：已校验 6 条记录" in done.stdout and "尚未锚定" in done.stdout, (
+            done.stdout
+        )
+        done = _cli(engine, "verify", **env, HUB_LANG="en")
+        assert "intact: 6 entries" in done.stdout and "not anchored yet" in done.stdout
         done = _cli(engine, "anchor", "--once", **env)
         assert done.returncode == 0 and "checkpoint seq 6" in done.stderr, done.stderr
         assert (tmp_path / "anchor" / anchor.DEMO_KEY_NAME).exists()  # demo key, first use
         done = _cli(engine, "verify", **env)
-        assert done.returncode == 0 and "anchored up to seq 6" in done.stdout, done.stdout
+        assert done.returncode == 0 and "已签名检查点覆盖到第 6 条" in done.stdout, done.stdout
         # a restore that lost the log, checked against this database's checkpoints
         (tmp_path / "restore").mkdir()
         restore = empty_store(backend, tmp_path / "restore")
         cps = anchor.checkpoint_file(_settings(tmp_path), engine.url)
         done = _cli(restore, "verify", "--checkpoints", str(cps), **env)
         restore.dispose()
-        assert done.returncode == 1 and "wipe at seq 1" in done.stderr, done.stderr
+        assert (
+            done.returncode == 1 and "清空：已签名的日志全部消失（第 1 条记录）" in done.stderr
+        ), done.stderr
 
         with _unguarded(engine, replica=False) as conn:
             cut_with_head_fixed_at_4(conn, engine, None)
             conn.commit()
         done = _cli(engine, "verify", **env)
         assert done.returncode == 1
-        assert "broken at entry seq 5" in done.stderr and "cut at seq 5" in done.stderr
+        assert "审计链在第 5 条记录处断裂" in done.stderr, done.stderr
+        assert "截断：日志短于已签名检查点（第 5 条记录）" in done.stderr, done.stderr
         done = _cli(engine, "anchor", "--once", **env)
         assert done.returncode == 1 and "ALERT: not signing" in done.stderr
     finally:
@@ -330,7 +338,10 @@ def test_production_needs_a_key_of_its_own_and_verify_only_its_public_half(tmp_p
         _record(engine, 3)
         for action in ("anchor", "verify"):
             done = _cli(engine, action, "--once", **prod)
-            assert done.returncode == 1 and "HUB_AUDIT_SIGNING_KEY is not set" in done.stderr
+            assert (
+                done.returncode == 1
+                and "未配置审计检查点签名密钥（HUB_AUDIT_SIGNING_KEY）" in done.stderr
+            )
         key = tmp_path / "checkpointer" / "audit-key.pem"
         done = _cli(engine, "keygen", "--out", str(key), **prod)
         assert done.returncode == 0, done.stderr
@@ -341,9 +352,9 @@ def test_production_needs_a_key_of_its_own_and_verify_only_its_public_half(tmp_p
         # the verifying host has the public key only
         key.rename(tmp_path / "elsewhere.pem")
         done = _cli(engine, "verify", **prod, HUB_AUDIT_SIGNING_KEY=str(key))
-        assert done.returncode == 0 and "anchored up to seq 3" in done.stdout, done.stderr
+        assert done.returncode == 0 and "已签名检查点覆盖到第 3 条" in done.stdout, done.stderr
         done = _cli(engine, "anchor", "--once", **prod, HUB_AUDIT_SIGNING_KEY=str(key))
-        assert done.returncode == 1 and "cannot read the checkpoint key" in done.stderr
+        assert done.returncode == 1 and "无法读取审计检查点密钥" in done.stderr, done.stderr
     finally:
         engine.dispose()
 

@@ -212,15 +212,33 @@ def test_the_export_registry_is_append_only(env) -> None:
         assert s.scalar(select(func.count()).select_from(Export).where(Export.id == f.export_id))
 
 
-def test_cli_names_the_export_or_says_none_matches(env, tmp_path, capsys) -> None:
+def test_cli_names_the_export_or_says_none_matches(env, tmp_path, capsys, monkeypatch) -> None:
+    """In Chinese by default, the time in Asia/Shanghai with the zone named; English on
+    request (issue 16: `hub watermark identify` answered in English and UTC)."""
+    from tests.test_language import offences
+
     hub, who, engine = env
+    monkeypatch.delenv("HUB_LANG", raising=False)
     f = hub.export_exploration(who["analyst"], MONTH, "csv", now=ANCHOR)
     leaked, other = tmp_path / "leak.csv", tmp_path / "other.csv"
     leaked.write_bytes(_strip_footer_and_header(f.data))
     other.write_text("a,b\n1,2\n")
     db = engine.url.render_as_string(hide_password=False)
+    local = ANCHOR.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
     assert cli(["watermark", "identify", str(leaked), "--db", db]) == 0
-    assert f"export {f.export_id}: analyst" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith(f"导出 {f.export_id}：analyst（数据分析员，合肥市）"), out
+    assert f"于 {local}（北京时间）导出" in out and "警情统计" in out, out
+    shown = out.replace(f.filename, "")  # a file's name is shown as it is
+    assert f.filename in out and offences([shown], "zh") == [], out
+    assert cli(["watermark", "identify", str(other), "--db", db]) == 1
+    assert "没有匹配的导出" in capsys.readouterr().err
+    assert cli(["--lang", "en", "watermark", "identify", str(leaked), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"export {f.export_id}: analyst (Analyst, Hefei)"), out
+    assert f"at {local} (Asia/Shanghai)" in out
+    assert offences([out.replace(f.filename, "")], "en") == [], out
+    monkeypatch.setenv("HUB_LANG", "en")
     assert cli(["watermark", "identify", str(other), "--db", db]) == 1
     assert "no export matches" in capsys.readouterr().err
 

@@ -1,6 +1,7 @@
 """SM4 key rotation (`python -m hub keys rotate`): every encrypted field moves to the new
 key, searches by ID number keep working, and a failed rotation changes nothing; rows left
-under a retired key read through the key ring and are reported until re-encrypted."""
+under a retired key read through the key ring and are reported until re-encrypted. The
+command line speaks Chinese by default (English with --lang en)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ NEW_KEY, NEW_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "k2027a"
 PURSUIT = Reason("pursuit", demo.PURSUIT_CASE_NO)
 
 
+@pytest.fixture(autouse=True)
+def _chinese_by_default(monkeypatch):
+    monkeypatch.delenv("HUB_LANG", raising=False)
+
+
 @pytest.fixture(params=BACKENDS)
 def engine(request, tmp_path_factory):
     e = seeded_copy(request.param, tmp_path_factory)
@@ -43,7 +49,8 @@ def test_rotation_moves_every_field_to_the_new_key(engine, monkeypatch, capsys) 
     monkeypatch.setenv("HUB_SM4_NEW_KEY", NEW_KEY)
     monkeypatch.setenv("HUB_SM4_NEW_KEY_ID", NEW_ID)
     assert cli(["keys", "rotate", "--db", _db(engine)]) == 0
-    assert "re-encrypted under k2027a" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "已在密钥 k2027a 下重新加密：人员 " in out and "下一步：将 HUB_SM4_KEY" in out, out
     with session_factory(engine)() as s:
         for model in (Person, HelpRequest):
             left = s.scalar(select(func.count()).select_from(model)
@@ -88,7 +95,7 @@ def test_seal_narratives_encrypts_what_an_older_store_kept_in_clear(engine, caps
         incident.summary = f"报警人电话 {phone}，称有人打架"
         incident_id = incident.id
     assert cli(["keys", "seal-narratives", "--db", _db(engine)]) == 0
-    assert "incidents 1" in capsys.readouterr().out
+    assert "警情 1" in capsys.readouterr().out
     with session_factory(engine)() as s:
         stored = s.get(Incident, incident_id).summary
     assert phone not in stored and "⟦ph:" in stored
@@ -97,7 +104,7 @@ def test_seal_narratives_encrypts_what_an_older_store_kept_in_clear(engine, caps
         reveal(stored, cipher, mask_ids=False, mask_phones=False)
         == f"报警人电话 {phone}，称有人打架"
     )
-    assert cli(["keys", "seal-narratives", "--db", _db(engine)]) == 0
+    assert cli(["keys", "seal-narratives", "--db", _db(engine), "--lang", "en"]) == 0
     assert "nothing to do" in capsys.readouterr().out
 
 
@@ -114,7 +121,10 @@ def test_a_ciphertext_under_another_key_stops_the_rotation(engine, monkeypatch, 
     monkeypatch.setenv("HUB_SM4_NEW_KEY", NEW_KEY)
     monkeypatch.setenv("HUB_SM4_NEW_KEY_ID", NEW_ID)
     assert cli(["keys", "rotate", "--db", _db(engine)]) == 1
-    assert f"'id': {victim}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"人员第 {victim} 条记录的密文无法用其标注的密钥解密" in err and "未做任何更改" in err, (
+        err
+    )
     with session_factory(engine)() as s:
         after = s.scalar(select(func.count()).select_from(Person).where(Person.key_id == current))
     assert after == before, "nothing was re-encrypted"
@@ -135,7 +145,7 @@ def test_a_new_key_id_the_store_cannot_hold_is_refused_not_cut(engine, monkeypat
     monkeypatch.setenv("HUB_SM4_NEW_KEY", NEW_KEY)
     monkeypatch.setenv("HUB_SM4_NEW_KEY_ID", new_id)
     assert cli(["keys", "rotate", "--db", _db(engine)]) == 1
-    assert "HUB_SM4_NEW_KEY_ID" in capsys.readouterr().err
+    assert "HUB_SM4_NEW_KEY_ID 无效" in capsys.readouterr().err
     with session_factory(engine)() as s:
         assert not s.scalar(select(func.count()).select_from(Person)
                             .where(Person.key_id != "demo-1").execution_options(policy="validation"))  # fmt: skip
@@ -175,7 +185,7 @@ def test_rows_left_under_the_old_key_stay_readable_and_are_reported(
     monkeypatch.setenv("HUB_SM4_NEW_KEY", NEW_KEY)
     monkeypatch.setenv("HUB_SM4_NEW_KEY_ID", NEW_ID)
     assert cli(["keys", "rotate", "--db", _db(engine)]) == 0
-    assert "no rows under other keys" in capsys.readouterr().out
+    assert "没有行仍在其他密钥下" in capsys.readouterr().out
     _late_write_under_old_key(engine, person_id, old, new)
 
     # the app restarted on the new key, the old one in its ring: every row reads
@@ -187,21 +197,24 @@ def test_rows_left_under_the_old_key_stay_readable_and_are_reported(
     # `keys status` names the rows per table and field, and the key they are under
     assert cli(["keys", "status", "--db", _db(engine)]) == 0
     out = capsys.readouterr().out
-    assert f"persons.id_enc: 1 rows under {old.key_id} (in the key ring)" in out
-    assert f"persons.phone_enc: 1 rows under {old.key_id} (in the key ring)" in out
-    assert "help_requests" not in out
+    assert f"人员·身份证号：1 行在密钥 {old.key_id} 下（在密钥环中）" in out, out
+    assert f"人员·电话：1 行在密钥 {old.key_id} 下（在密钥环中）" in out
+    assert "求助" not in out
+    assert cli(["keys", "status", "--db", _db(engine), "--lang", "en"]) == 0
+    out = capsys.readouterr().out
+    assert f"Persons / ID number: 1 rows under {old.key_id} (in the key ring)" in out, out
 
     # without the old key in the ring the row is named as unreadable, not silently wrong
     monkeypatch.delenv("HUB_SM4_OLD_KEYS")
     with pytest.raises(DecryptionError, match=f"no key '{old.key_id}' in the key ring"):
         search(load_settings())
     assert cli(["keys", "status", "--db", _db(engine)]) == 1
-    assert "NOT in the key ring" in capsys.readouterr().out
+    assert "不在密钥环中：无法读取" in capsys.readouterr().out
 
     # `keys reencrypt` moves the stragglers to the current key
     monkeypatch.setenv("HUB_SM4_OLD_KEYS", f"{old.key_id}:{settings.sm4_key_hex}")
-    assert cli(["keys", "reencrypt", "--db", _db(engine)]) == 0
-    assert "re-encrypted under k2027a: persons 1, help_requests 0; no rows under other keys" in (
+    assert cli(["keys", "reencrypt", "--db", _db(engine), "--lang", "en"]) == 0
+    assert "re-encrypted under k2027a: Persons 1, Help requests 0; no rows under other keys" in (
         capsys.readouterr().out
     )
     with session_factory(engine)() as s:

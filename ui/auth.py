@@ -193,10 +193,24 @@ def guard(page_key: str) -> Principal:
     return principal
 
 
+# Roles whose reach is the whole province (DESIGN §4: the province approver, the analyst and
+# the leader see every city alike): their home city (the department sits in Hefei) plays no
+# part in what they may see, so they read as the provincial department, not as a city.
+PROVINCE_LEVEL = frozenset({"province_approver", "analyst", "leader"})
+
+
+def home_label(principal: Principal, city_names: dict[str, str]) -> str:
+    """Where the signed-in person works, as the sidebar names it: the provincial department
+    for province-level roles, else the home city (an account with none: the province)."""
+    if principal.role in PROVINCE_LEVEL:
+        return t("frame_province_dept")
+    return city_names.get(principal.city_code or "", t("province_level"))
+
+
 def identity_sidebar(principal: Principal, city_names: dict[str, str]) -> None:
     with st.sidebar:
         st.markdown(f"**{plain(principal.display_name)}**")  # an admin typed it: text only
-        home = city_names.get(principal.city_code or "", t("province_level"))
+        home = home_label(principal, city_names)
         st.caption(plain(f"{t('role_' + principal.role)} · {home}"))
         if st.button(t("sign_out"), icon=":material/logout:"):
             sign_out()

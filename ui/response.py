@@ -102,14 +102,48 @@ def board_deck(b, names: dict[str, str], map_style: str | None) -> pdk.Deck:
 
 
 def units_table(b, names: dict[str, str]) -> pd.DataFrame:
+    """The units in reach, soonest first, in four columns narrow enough for the board's
+    side column on a 1,024 px screen: the callsign, the estimated arrival (minutes, then
+    the straight-line distance), the status (or this operation's request step) and the
+    kind with its city. Seven columns of numbers and long headers were cut off at the
+    estimated arrival at 1,600 px (issue 16)."""
+    _board_layout()
     u = b.units
+
+    def eta(row) -> str:
+        if pd.isna(row.eta_min):
+            return "—"
+        return t("board_eta_cell", min=f"{row.eta_min:.0f}", km=f"{row.distance_km:.1f}")
+
+    def state(row) -> str:
+        s = row.request_status
+        return t(f"resp_state_{s}") if isinstance(s, str) else status_label(row.status)
+
     return pd.DataFrame({
-        t("resp_col_callsign"): u.callsign, t("resp_col_kind"): u.kind.map(unit_label),
-        t("resp_col_status"): u.status.map(status_label), t("resp_col_city"): u.city_code.map(names),
-        t("resp_col_distance"): u.distance_km, t("resp_col_eta"): u.eta_min,
-        t("resp_col_in_request"): u.request_status.map(
-            lambda s: t(f"resp_state_{s}") if isinstance(s, str) else ""),
+        t("resp_col_callsign"): u.callsign,
+        t("board_col_eta"): [eta(r) for r in u.itertuples()],
+        t("resp_col_status"): [state(r) for r in u.itertuples()],
+        t("board_col_unit"): u.kind.map(unit_label) + " · " + u.city_code.map(
+            lambda c: names.get(c, c)),
     })  # fmt: skip
+
+
+# The board's map and units table sit side by side ([3, 2] columns); where the table's
+# column is narrower than its four columns (a 1,024 px screen, or 1,600 px with the
+# sidebar open) both take the full width, the table under the map, so no column is cut off.
+_BOARD_CSS = """<style>
+div[data-testid='stHorizontalBlock']:has([data-testid='stDeckGlJsonChart']):has(
+    [data-testid='stDataFrame']) { container-type: inline-size; flex-wrap: wrap; }
+@container (max-width: 1199px) {
+  div[data-testid='stColumn']:has([data-testid='stDeckGlJsonChart']),
+  div[data-testid='stColumn']:has([data-testid='stDataFrame']) {
+    flex: 1 1 100% !important; width: 100% !important; min-width: 100% !important; }
+}
+</style>"""
+
+
+def _board_layout() -> None:
+    st.html(_BOARD_CSS)
 
 
 def request_rows(hub, principal, b, names: dict[str, str]) -> None:

@@ -1,12 +1,15 @@
-"""Every role signs in and opens every page it may see from the navigation, in a real
-browser: each page draws without an exception, the navigation shows no other page, and
-nothing leaves the machine."""
+"""Every role signs in and opens every page it may see, from the navigation and by its
+address (a reload or a shared link), in a real browser started as in production
+(`streamlit run serve.py`): each page draws without an exception, the navigation shows no
+other page, the browser's console shows no error and no request answers 4xx or 5xx, and
+nothing leaves the machine. A page the role may not open, and an address that names no
+page, say so in Chinese (never Streamlit's English "Page not found")."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import Visit, running_app, sign_in
 from ui.i18n import catalogue
 from ui.registry import PAGES, pages_for
 
@@ -19,13 +22,51 @@ ROLE_USERS = {
 }  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def served_url(seeded_sqlite_url):
+    with running_app("serve.py", {"HUB_DATABASE_URL": seeded_sqlite_url}) as url:
+        yield url
+
+
+@pytest.fixture
+def served(browser, served_url, request):
+    v = Visit(browser, served_url)
+    v.failed: list[str] = []  # responses with status >= 400
+    v.page.on(
+        "response", lambda r: v.failed.append(f"{r.status} {r.url}") if r.status >= 400 else None
+    )
+    yield v
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        v.shot(f"FAILED-{request.node.name}")
+    v.context.close()
+
+
+def _clean(visit: Visit, where: str) -> None:
+    page = visit.page
+    assert page.get_by_test_id("stException").count() == 0, where
+    assert page.get_by_text("This app has encountered an error").count() == 0, where
+    assert page.get_by_text("Page not found").count() == 0, where
+    assert visit.errors == [], f"{where}: console errors {visit.errors}"
+    assert visit.failed == [], f"{where}: failed responses {visit.failed}"
+
+
+def _zh(key: str) -> str:
+    return catalogue()[key]["zh"]
+
+
 @pytest.mark.parametrize("role", list(ROLE_USERS))
-def test_each_allowed_page_opens_and_no_other_is_offered(visit, role):
+def test_each_allowed_page_opens_and_no_other_is_offered(served, role):
+    visit = served
     sign_in(visit, ROLE_USERS[role])
     page = visit.page
+    # The sign-in hands its session to the cookie route and reloads: wait for the reload.
+    page.get_by_role("button", name="退出登录").wait_for(timeout=60_000)
+    visit.settle()
+    _clean(visit, f"{role} signed in")
     nav = page.get_by_test_id("stSidebarNav")
     allowed = pages_for(role)
-    titles = {p.key: catalogue()[p.title_key]["zh"] for p in PAGES}
+    titles = {p.key: _zh(p.title_key) for p in PAGES}
     for spec in PAGES:
         shown = nav.get_by_text(titles[spec.key], exact=True).count()
         # With a single page Streamlit shows no navigation at all.
@@ -35,7 +76,25 @@ def test_each_allowed_page_opens_and_no_other_is_offered(visit, role):
         if len(allowed) > 1:
             nav.get_by_text(titles[spec.key], exact=True).click()
             visit.settle()
-        assert page.get_by_test_id("stException").count() == 0, f"{role} on {spec.key}"
-        assert page.get_by_text("This app has encountered an error").count() == 0, spec.key
+        _clean(visit, f"{role} on {spec.key} from the navigation")
+    # By address: a reload or a shared link keeps the session and opens that page.
+    for spec in allowed:
+        visit.goto(spec.key)
+        assert page.url.endswith(f"/{spec.key}"), (role, spec.key, page.url)
+        assert page.get_by_label("密码").count() == 0, (
+            f"{role}: signed out on /{spec.key}",
+            [c["name"] for c in visit.context.cookies()],
+            page.get_by_test_id("stAlert").all_inner_texts(),
+        )
+        _clean(visit, f"{role} on /{spec.key}")
     visit.shot(f"role-{role}-last-page")
+    other = next((p for p in PAGES if p not in allowed), None)
+    if other is not None:
+        visit.goto(other.key)
+        page.get_by_text(_zh("page_not_allowed")).wait_for(timeout=30_000)
+        _clean(visit, f"{role} on /{other.key}, not allowed")
+    visit.goto("no/such/page")
+    assert page.url.endswith("/not-found"), page.url
+    page.get_by_text(_zh("frame_page_not_found")).wait_for(timeout=30_000)
+    _clean(visit, f"{role} on an address that names no page")
     assert visit.external == [], f"requests tried to leave the machine: {visit.external}"

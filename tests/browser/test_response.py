@@ -1,7 +1,8 @@
 """A two-city operation in two browsers: 合肥's commander opens an operation on the 滁州
 line and requests a 滁州 unit; 滁州's commander accepts the invitation, accepts the
 request and dispatches the unit; 合肥's board shows it dispatched. Nothing leaves the
-machine."""
+machine, and the units table shows every column (the estimated arrival included) at
+1,600 and 1,024 px wide."""
 
 from __future__ import annotations
 
@@ -53,6 +54,44 @@ def _click(visit: Visit, selector: str) -> None:
     raise AssertionError(f"could not click {selector}")
 
 
+def _units_table_fits(visit: Visit) -> None:
+    """Every column of the units table is on screen: its grid needs no horizontal scroll,
+    and its four headers are there (at 1,600 px the ETA column used to be cut off)."""
+    page = visit.page
+    for width in (1600, 1024):
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.wait_for_timeout(1500)
+        grid = page.get_by_test_id("stDataFrame").first
+        grid.scroll_into_view_if_needed()
+        scroll, client = grid.locator(".dvn-scroller").evaluate(
+            "e => [e.scrollWidth, e.clientWidth]"
+        )
+        assert scroll <= client + 1, f"{width} px: the units table scrolls ({scroll} > {client})"
+        box, view = grid.bounding_box(), page.viewport_size
+        assert box["x"] >= 0 and box["x"] + box["width"] <= view["width"], (width, box)
+        headers = [h.strip() for h in grid.locator("[role=columnheader]").all_text_contents()]
+        assert headers == ["呼号", "预计到达", "状态", "力量"], (width, headers)
+        visit.shot(f"response-units-{width}")
+    page.set_viewport_size({"width": 1600, "height": 1000})
+
+
+def _uploader_speaks_chinese(visit: Visit) -> None:
+    """Streamlit's uploader says "Upload" and "200MB per file" in English (it cannot be
+    told otherwise): ui.frame draws ours over them, with the real limit."""
+    page = visit.page
+    page.get_by_text("导入外市共享的警情").first.click()
+    zone = page.get_by_test_id("stFileUploaderDropzone").first
+    zone.wait_for(timeout=WAIT)
+    hint, hidden = (
+        zone.get_by_test_id("stFileUploaderDropzoneInstructions")
+        .locator("span")
+        .evaluate("e => [getComputedStyle(e, '::after').content, getComputedStyle(e).fontSize]")
+    )
+    assert "单个文件不超过 200 MB" in hint and hidden == "0px", (hint, hidden)
+    browse = zone.locator("button p").evaluate("e => getComputedStyle(e, '::after').content")
+    assert "选择文件" in browse, browse
+
+
 def test_two_cities_request_accept_and_dispatch(browser, app_url):
     hf, cz = Visit(browser, app_url), Visit(browser, app_url)
     try:
@@ -81,7 +120,8 @@ def test_two_cities_request_accept_and_dispatch(browser, app_url):
         page.get_by_text("已参与").first.wait_for(timeout=WAIT)
         _choose(hf, "选择力量", "滁州市")
         _click(hf, "[class*='st-key-resp_unit_go'] button")
-        page.get_by_text("已请求").first.wait_for(timeout=WAIT)
+        # the request line (the units table also says it, in its hidden accessibility copy)
+        page.locator("text=已请求 >> visible=true").first.wait_for(timeout=WAIT)
 
         # 滁州 accepts and dispatches it: steps only the owning city may take.
         cz.page.locator("[class*='st-key-rr-'][class*='-accepted'] button").first.wait_for(
@@ -97,6 +137,8 @@ def test_two_cities_request_accept_and_dispatch(browser, app_url):
             "合肥 may not dispatch 滁州's unit"
         )
         hf.shot("response-hf-dispatched")
+        _units_table_fits(hf)
+        _uploader_speaks_chinese(hf)
         for v in (hf, cz):
             assert v.external == [], f"requests tried to leave the machine: {v.external}"
             assert not [e for e in v.errors if "Traceback" in e]
