@@ -156,7 +156,7 @@ def test_chain_verifies_and_cli_says_so(env: Env) -> None:
         assert s.get(AuditHead, 1).seq == result.checked
     done = _cli_verify(env.engine)
     assert done.returncode == 0, done.stderr
-    assert "intact" in done.stdout
+    assert "审计链完整" in done.stdout  # the CLI speaks Chinese by default
 
 
 @pytest.mark.parametrize(
@@ -217,7 +217,7 @@ def test_tampering_is_detected_and_named(backend: str, tmp_path) -> None:
         assert (result.ok, result.first_broken_seq, result.checked) == (False, 3, 2)
         done = _cli_verify(engine)
         assert done.returncode == 1
-        assert re.search(r"\bseq 3\b", done.stderr + done.stdout), done.stderr
+        assert "第 3 条" in done.stderr + done.stdout, done.stderr
         # rehashing the changed entry moves the break to the next link, it does not hide it
         with session_factory(engine)() as s:
             third = s.scalar(select(AuditEntry).where(AuditEntry.seq == 3))
@@ -241,7 +241,7 @@ def test_tampering_is_detected_and_named(backend: str, tmp_path) -> None:
         assert (result.ok, result.first_broken_seq) == (False, 2)
         assert "missing" in result.reason
         done = _cli_verify(engine)
-        assert done.returncode == 1 and re.search(r"\bseq 2\b", done.stderr + done.stdout)
+        assert done.returncode == 1 and "第 2 条" in done.stderr + done.stdout
     finally:
         engine.dispose()
 

@@ -191,7 +191,7 @@ def test_cli_demo_refusal_is_a_message(tmp_path):
     cmd = [sys.executable, "-m", "hub", "demo", "--size", "small", "--quiet", "--db", url]
     first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert first.returncode == 0, first.stderr
-    assert "synthetic" in first.stdout
+    assert "合成数据" in first.stdout
     second = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert second.returncode == 1
     assert "Traceback" not in second.stderr and "--reset" in second.stderr

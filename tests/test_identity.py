@@ -298,9 +298,9 @@ def test_the_cli_takes_passwords_from_stdin_never_as_arguments(store) -> None:
     url = store.url.render_as_string(hide_password=False)
     add = ["users", "add", "li.na", "--role", "analyst", "--city", "340100"]
     argv = _cli(url, *add, "--password", STRONG)
-    assert argv.returncode == 1 and "ps and shell history" in argv.stderr
+    assert argv.returncode == 1 and "ps 和 shell 历史" in argv.stderr
     weak = _cli(url, *add, "--password-stdin", stdin="12345678\n")
-    assert weak.returncode == 1 and "at least 12" in weak.stderr and "Traceback" not in weak.stderr
+    assert weak.returncode == 1 and "12 个字符" in weak.stderr and "Traceback" not in weak.stderr
     assert _cli(url, *add, "--password-stdin", stdin=f"{STRONG}\n").returncode == 0
     reset = ["users", "reset-password", "li.na", "--password-stdin"]
     assert _cli(url, *reset, stdin="demo-2026\n").returncode == 1
@@ -326,7 +326,7 @@ def test_production_never_seeds_or_resets_a_store(store) -> None:
         proc = _cli(url, *args, env=prod)
         assert proc.returncode == 1 and "HUB_ENV=production" in proc.stderr, (args, proc.stderr)
     start = _cli(url, "demo", "--size", "small", "--if-empty", "--quiet", env=prod)
-    assert start.returncode == 0 and "never seeded" in start.stdout
+    assert start.returncode == 0 and "从不灌入演示数据" in start.stdout
     with transaction(store) as s:
         assert s.scalar(select(func.count()).select_from(User)) == 0
         assert demo.record_count(store) == 0
