@@ -9,7 +9,7 @@ from ui.auth import guard
 from ui.bus_panel import bus_panel
 from ui.errors import show_error
 from ui.feeds import UPLOAD_TYPES, readable, report_view, rollback_form, spec_about, spec_label
-from ui.frame import city_names, hub_or_stop
+from ui.frame import city_names, file_uploader, hub_or_stop
 from ui.i18n import t
 from ui.text import plain
 
@@ -28,7 +28,8 @@ with upload_tab:
         spec = c2.selectbox(t("fd_spec"), list(specs), format_func=spec_label)
         if spec:
             st.caption(plain(spec_about(spec, specs[spec][2])))
-        upload = st.file_uploader(t("fd_file"), type=UPLOAD_TYPES)
+        upload = file_uploader(t("fd_file"), key="feed_file", types=UPLOAD_TYPES,
+                               max_mb=hub.settings.upload_max_mb)  # fmt: skip
         dry_run = st.checkbox(t("fd_dry_run"), value=True, help=t("fd_dry_run_help"))
         submitted = st.form_submit_button(t("fd_submit"), type="primary")
 

@@ -9,10 +9,11 @@ import pandas as pd
 import streamlit as st
 
 from hub import transparency
-from hub.exports import ViewMatch
+from hub.exports import MAX_UPLOAD_BYTES, ViewMatch
 from hub.security.audit import WARNINGS, Verification
 from hub.security.errors import HubError
 from ui.errors import show_error
+from ui.frame import file_uploader
 from ui.i18n import catalogue, label, lang, t
 from ui.tables import EMPTY, LOCAL_TZ, duration_text, local_time, localise, subject_text
 from ui.text import plain
@@ -140,7 +141,8 @@ def transparency_section(hub, principal, names: dict[str, str]) -> None:
 
 def leak_section(hub, principal) -> None:
     st.caption(t("leak_explained"))
-    upload = st.file_uploader(t("leak_upload"), type=["csv", "xlsx", "txt"], key="leak_file")
+    upload = file_uploader(t("leak_upload"), key="leak_file", types=["csv", "xlsx", "txt"],
+                           max_mb=MAX_UPLOAD_BYTES / 2**20)  # fmt: skip
     if upload is None:
         return
     try:

@@ -15,6 +15,7 @@ from hub.codes import codes, label
 from hub.security.errors import HubError
 from ui import map as hubmap
 from ui.errors import show_error
+from ui.frame import file_uploader
 from ui.i18n import lang, t
 from ui.tables import local_time
 from ui.text import html_text, plain
@@ -306,7 +307,8 @@ def eido_import(hub, principal) -> None:
     """Take in an incident another city shared as EIDO-like JSON (`hub.exchange`)."""
     with st.expander(t("eido_import"), icon=":material/move_to_inbox:"):
         st.caption(t("eido_import_help"))
-        upload = st.file_uploader(t("eido_file"), type=["json"], key="eido_upload")
+        upload = file_uploader(t("eido_file"), key="eido_upload", types=["json"],
+                                max_mb=hub.settings.upload_max_mb)  # fmt: skip
         if upload is None or not st.button(t("eido_import_go"), key="eido_go"):
             return
         try:
