@@ -79,7 +79,8 @@ def live_board() -> None:
         st.subheader(t("resp_units"))
         if b.units.empty:
             st.info(t("resp_no_units", km=op["radius_m"] / 1000 + 40), icon=":material/info:")
-        st.dataframe(ui_resp.units_table(b, names), hide_index=True, height=460)
+        else:  # an empty table would say "empty" in Streamlit's English
+            st.dataframe(ui_resp.units_table(b, names), hide_index=True, height=460)
     if op["status"] == "active":
         ui_resp.unit_picker(hub, principal, b, names)
     st.subheader(t("resp_requests"))
