@@ -167,7 +167,17 @@ class FeedBatch(Base):
     """One arrival of one city's feed: counts, timing and lineage."""
 
     __tablename__ = "feed_batches"
-    __table_args__ = (Index("ix_feed_batches_dataset_started_at", "dataset", "started_at"),)
+    __table_args__ = (
+        Index("ix_feed_batches_dataset_started_at", "dataset", "started_at"),
+        # The pipeline's "same file as batch N" lookup, made by every arrival (a
+        # stream's micro-batches: several a second) over a table that grows with them.
+        Index(
+            "ix_feed_batches_city_code_dataset_content_sha256",
+            "city_code",
+            "dataset",
+            "content_sha256",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     city_code: Mapped[str] = mapped_column(ForeignKey("cities.adcode"), index=True)

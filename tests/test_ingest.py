@@ -349,6 +349,72 @@ def test_a_store_error_on_the_writer_thread_stores_nothing(store, monkeypatch):
     assert (batch.status, batch.error_code) == ("failed", "store_refused")
 
 
+def _forget_districts(engine, city: str) -> None:
+    """Take a city's districts out of the store behind its back (foreign keys off), as a
+    stale reference table would have it: the boundaries still place rows in them."""
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        with conn.begin():
+            if not sqlite:
+                conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            conn.execute(m.District.__table__.delete().where(m.District.city_code == city))
+        if sqlite:
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+
+
+def test_a_row_referring_to_a_missing_record_fails_the_batch(store):
+    """A batch whose new or changed rows refer to a record the store does not have (here
+    districts) is refused whole, nothing of it kept; the check reads the batch's own rows,
+    so records stored before the reference went stale do not block an unchanged file."""
+    lines = hefei_lines()
+    first = run(store, gbk(lines))
+    assert first.rows_inserted > 200
+    _forget_districts(store, "340100")
+    added = [*lines, lines[1].replace("HF11020261120000", "HF11020261129999", 1)]
+    errors = [_fatal(store, gbk(added), "store_refused")]
+    if store.dialect.name == "sqlite":
+        # A changed row is checked whole (PostgreSQL checks only a key the update changes).
+        changed = list(lines)
+        changed[1] = changed[1].replace("已办结", "处置中")
+        errors.append(_fatal(store, gbk(changed), "store_refused"))
+        for err in errors:
+            assert "incidents: a row refers to a missing record" in str(err)
+            assert "districts" in err.params["detail"], err.params
+    again = run(store, gbk(lines))
+    assert (again.status, again.rows_unchanged) == ("unchanged", first.rows_inserted)
+
+
+def test_after_write_commits_with_the_batch_or_not_at_all(store):
+    """The hook sees the finished batch in its transaction; what it writes commits with
+    the rows, and its failure keeps nothing."""
+    seen = []
+
+    def note(session, report):
+        batch = session.get(m.FeedBatch, report.batch_id)
+        seen.append((batch.status, report.rows_inserted))
+        session.add(m.FeedReject(batch_id=report.batch_id, row_number=0, raw="{}",
+                                 reasons="[]"))  # fmt: skip
+
+    spec = load_spec("hefei_incidents_gbk")
+    report = ingest(store, city_code="340100", spec=spec, source=io.BytesIO(gbk(hefei_lines())),
+                    source_name="feed.csv", cipher=CIPHER, now=NOW, after_write=note)  # fmt: skip
+    assert seen == [("done", report.rows_inserted)] and report.rows_inserted > 200
+    assert counts(store)["feed_rejects"] == report.rows_rejected + 1
+
+    def fail(session, report):
+        raise KeyError("hook failed")
+
+    before = counts(store)
+    lines = hefei_lines()
+    lines.append(lines[1].replace("HF11020261120000", "HF11020261129999", 1))  # one more row
+    with pytest.raises(FeedError) as err:
+        ingest(store, city_code="340100", spec=spec, source=io.BytesIO(gbk(lines)),
+               source_name="feed.csv", cipher=CIPHER, now=NOW, after_write=fail)  # fmt: skip
+    assert err.value.code == "ingest_failed" and counts(store) == before
+
+
 def test_rows_of_a_chunk_are_stored_in_time_order(store):
     """Time order makes the time-led indexes cheap to build; the rows are all there."""
     r = run(store, HEFEI.read_bytes())

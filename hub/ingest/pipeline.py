@@ -12,14 +12,16 @@ rows repeat an earlier row of the same file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
 import os
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
@@ -30,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import AddConstraint, DropConstraint
@@ -71,6 +73,12 @@ _FALSE = {"0", "false", "f", "no", "n", "否", "无"}
 # A batch this many times smaller than the table looks its keys up instead of loading
 # every key of the city (a stream's micro-batch against a table of millions).
 LOOKUP_RATIO = 20
+# SQLite page cache of an ingest's connection: a micro-batch's index pages (2,000 reads:
+# up to ~40 MB) stay in it; a feed of `BIG_FEED_BYTES` or more gets more, for its run only.
+FEED_CACHE_KIB = 65_536
+BIG_FEED_BYTES = 8 << 20
+BIG_FEED_CACHE_KIB = 262_144
+FK_CHECK_IDS = 5_000  # updated rows the key check looks up by id; more: it reads the table
 PREVIEW_SAMPLES = 3  # before/after pairs per changed field in a dry run
 PREVIEW_REJECTS = 50
 _MASKS = {"id_number": mask_id_number, "phone": mask_phone}
@@ -460,7 +468,14 @@ class _Writer:
         t = ds.table
         self.existing: dict[str, int] = {}
         self.lookup = False  # look keys up per chunk (see `plan`)
-        self.table_rows = conn.execute(select(func.count()).select_from(t)).scalar_one()
+        self.table_rows: int | None = None  # counted up to what the plan needs (`_count`)
+        # What `check_foreign_keys` reads on SQLite: the rows this batch inserts get ids
+        # above the largest one now (the batch holds the write lock from its first write,
+        # the batch row, on), and the rows it updates are kept by id.
+        self.max_id_before = 0
+        if conn.dialect.name == "sqlite":
+            self.max_id_before = conn.execute(select(func.max(t.c.id))).scalar_one() or 0
+        self.updated_ids: list[int] = []
         self.indexes: list = []
         self.foreign_keys: list = []
         self.compare = [c for c in _table_columns(ds)
@@ -470,11 +485,21 @@ class _Writer:
         self.written = [c for c in _table_columns(ds)
                         if c not in ("created_at", "source_id", "city_code")]  # fmt: skip
 
+    def _count(self, expected_rows: float) -> int:
+        """The table's rows, counted no further than the plan compares them with (the
+        batch's rows times `LOOKUP_RATIO`): a micro-batch does not count a table of
+        millions (on PostgreSQL a scan of every partition)."""
+        if self.table_rows is None:
+            t, cap = self.ds.table, int(expected_rows * LOOKUP_RATIO) + 1
+            some = select(t.c.id).limit(cap).subquery()
+            self.table_rows = self.conn.execute(select(func.count()).select_from(some)).scalar_one()
+        return self.table_rows
+
     def plan(self, expected_rows: float) -> None:
         """Find existing keys per chunk for a batch much smaller than the table (a
         micro-batch), else load the city's keys once (a file: one read beats many)."""
         t = self.ds.table
-        if expected_rows * LOOKUP_RATIO < self.table_rows:
+        if expected_rows * LOOKUP_RATIO < self._count(expected_rows):
             self.lookup = True
             return
         rows = self.conn.execute(select(t.c.source_id, t.c.id).where(t.c.city_code == self.city))
@@ -490,8 +515,9 @@ class _Writer:
         until the commit: readers of this table wait for the load. That is the price of
         a first load, which this is (the file is larger than the table).
         """
-        first_load = self.table_rows == 0 and expected_rows >= EMPTY_REBUILD_ROWS
-        if not first_load and (expected_rows < REBUILD_ROWS or expected_rows <= self.table_rows):
+        table_rows = self._count(expected_rows)
+        first_load = table_rows == 0 and expected_rows >= EMPTY_REBUILD_ROWS
+        if not first_load and (expected_rows < REBUILD_ROWS or expected_rows <= table_rows):
             return
         self.indexes = sorted(self.ds.table.indexes, key=lambda ix: ix.name)
         for ix in self.indexes:
@@ -573,6 +599,7 @@ class _Writer:
         rows = frame[cols].astype(object).where(frame[cols].notna(), None).to_dict("records")
         for row, key in zip(rows, frame["source_id"], strict=True):
             row["_id"] = self.existing[key]
+        self.updated_ids.extend(row["_id"] for row in rows)
         if by_time:
             for row, ts in zip(rows, stored_ts, strict=True):
                 row["_ts"] = pd.Timestamp(ts).to_pydatetime()
@@ -592,12 +619,58 @@ class _Writer:
             write_frame(self.conn, m.FeedReject.__table__, df)
 
     def check_foreign_keys(self) -> None:
-        if self.conn.dialect.name == "sqlite":
-            for name in (self.ds.table.name, "feed_rejects"):
-                bad = self.conn.exec_driver_sql(f'PRAGMA foreign_key_check("{name}")').first()
-                if bad:
-                    raise FeedError("store_refused", f"{name}: a row refers to a missing record",
-                                    detail=str(bad))  # fmt: skip
+        """SQLite: refuse the batch if one of its rows refers to a missing record.
+
+        Foreign keys are off during an ingest (`_sqlite_fast`) and checked here once, for
+        the rows of this batch only: the records it inserted or updated and its rejected
+        rows. A check of the whole table (`PRAGMA foreign_key_check`) would cost a scan of
+        the largest table for every micro-batch of a stream. PostgreSQL checks every row
+        as it is written (or validates a dropped key as it adds it back).
+        """
+        if self.conn.dialect.name != "sqlite":
+            return
+        t, batch, ids = self.ds.table, self.batch_id, self.updated_ids
+        if len(ids) > FK_CHECK_IDS:  # a big update: one pass over the table
+            checks = [(t.name, "batch", batch)]
+        else:  # the rows inserted (ids above those before), the rows updated (by id)
+            checks = [(t.name, "after", self.max_id_before),
+                      *((t.name, "ids", ids[i : i + 500]) for i in range(0, len(ids), 500))]  # fmt: skip
+        for name, scope, value in [*checks, ("feed_rejects", "batch", batch)]:
+            query, parents = _missing_parent_query(name, scope)
+            row = self.conn.execute(query, {"scope": value}).first()
+            if row is not None:
+                parent, column = next(
+                    p for p, broken in zip(parents, row[1:], strict=True) if broken
+                )
+                raise FeedError("store_refused", f"{name}: a row refers to a missing record",
+                                detail=str((name, row[0], parent, column)))  # fmt: skip
+
+
+@functools.cache
+def _missing_parent_query(name: str, scope: str):
+    """The first row of table `name` within `scope` whose foreign key finds no parent: one
+    pass, a lookup per key and row, as `PRAGMA foreign_key_check` makes (a key with a
+    null column refers to nothing). Scopes, bound as ``scope``: ``after`` (ids above),
+    ``ids`` (a list of ids), ``batch`` (the feed batch's rows). With each key's parent
+    table and first column, in the order of the flags the row carries after its id."""
+    table = m.Base.metadata.tables[name]
+    batch_column = table.c.batch_id if name == "feed_rejects" else table.c.source_batch_id
+    where = {
+        "after": lambda: table.c.id > bindparam("scope"),
+        "ids": lambda: table.c.id.in_(bindparam("scope", expanding=True)),
+        "batch": lambda: batch_column == bindparam("scope"),
+    }[scope]()
+    keys = sorted(table.foreign_key_constraints, key=lambda fk: fk.name)
+    joined, broken, shown = table, [], [table.c.id]
+    for i, fk in enumerate(keys):
+        parent = fk.referred_table.alias(f"p{i}")
+        pairs = [(e.parent, parent.c[e.column.name]) for e in fk.elements]
+        joined = joined.outerjoin(parent, and_(*(c == p for c, p in pairs)))
+        missing = and_(*(c.is_not(None) for c, _ in pairs), pairs[0][1].is_(None))
+        broken.append(missing)
+        shown.append(missing.label(f"missing{i}"))
+    query = select(*shown).select_from(joined).where(where, or_(*broken)).limit(1)
+    return query, [(fk.referred_table.name, fk.elements[0].parent.name) for fk in keys]
 
 
 # --- the run ----------------------------------------------------------------------------
@@ -819,6 +892,21 @@ def _warm_geo() -> None:
     assign_city_district(np.array([117.28]), np.array([31.86]))
 
 
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _writer_pool() -> ThreadPoolExecutor:
+    """The process's writer threads, shared by its ingests: a stream's micro-batch does
+    not start (and wait for) a thread of its own. A run has at most one write pending
+    (`_Run.drain` before each), so its chunks are written in order."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-write")
+        return _POOL
+
+
 class _Run:
     def __init__(self, spec: Spec, ds: Dataset, city: str, cipher: FieldCipher, now: datetime,
                  writer: _Writer, started: datetime, dry_run: bool = False,
@@ -836,7 +924,7 @@ class _Run:
             cameras = dict(rows.all())
         self.check = _Check(
             spec=spec, ds=ds, city=city, cipher=cipher, now=now, batch_id=writer.batch_id,
-            city_shape=b.cities.set_index("adcode").geometry.get(city),
+            city_shape=next(iter(b.cities.geometry[(b.cities["adcode"] == city).to_numpy()]), None),
             districts=set(b.districts.loc[b.districts["parent_adcode"] == city, "adcode"]),
             defaults=_defaults(ds), cameras=cameras,
             # Free text a wrong encoding garbles: not codes, identifiers or value-mapped fields.
@@ -849,7 +937,7 @@ class _Run:
         self.workers = max(0, int(workers))
         self.procs: ProcessPoolExecutor | None = None
         self.queue: deque[tuple[Chunk, Future]] = deque()
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-write")
+        self.pool = _writer_pool()
         self.pending: Future | None = None
 
     def _start_workers(self) -> None:
@@ -1023,9 +1111,10 @@ class _Run:
                 self.tally.timings["write_wait"] += time.perf_counter() - started
 
     def close(self) -> None:
-        """No write left running (before a commit or a rollback), then no thread and no
-        worker process."""
-        self.pool.shutdown(wait=True)
+        """No write left running (before a commit or a rollback; its error, if any, is
+        `drain`'s), then no worker process."""
+        if self.pending is not None:
+            wait([self.pending])
         if self.procs is not None:
             self.procs.shutdown(wait=True, cancel_futures=True)
             self.queue.clear()
@@ -1121,17 +1210,37 @@ def _records(c: _Check, typed: dict[str, pd.Series], keys: pd.Series, n: int,
     return frame[[c for c in _table_columns(ds) if c in frame.columns]]
 
 
-def _sqlite_fast(conn: Connection, on: bool) -> None:
-    """One large transaction: a bigger page cache; foreign keys checked once at the end."""
+def _sqlite_fast(
+    conn: Connection, on: bool, big: bool = False, cache: int | None = None
+) -> int | None:
+    """One large transaction: foreign keys checked once at the end of it
+    (`_Writer.check_foreign_keys`), and a page cache of at least `FEED_CACHE_KIB` (a
+    `big` feed: `BIG_FEED_CACHE_KIB`). ``on`` returns the cache size a big feed replaced
+    (as `PRAGMA cache_size` gives it), which ``on=False`` with it as `cache` puts back.
+
+    A small feed (a stream's micro-batch) leaves its cache in place: shrinking it after
+    each batch would empty it, and every next micro-batch would read its index pages from
+    the file again. SQLite allocates cache pages only as it reads them.
+    """
     if conn.dialect.name != "sqlite":
-        return
+        return None
     # On the driver's connection: through SQLAlchemy the pragma would begin a transaction,
     # and foreign_keys only changes outside one.
     raw = conn.connection.driver_connection
-    raw.execute("PRAGMA cache_size=-262144" if on else "PRAGMA cache_size=-2000")
+    before = None
+    if on:
+        now = raw.execute("PRAGMA cache_size").fetchone()[0]
+        kib = -now if now < 0 else now * raw.execute("PRAGMA page_size").fetchone()[0] // 1024
+        want = BIG_FEED_CACHE_KIB if big else FEED_CACHE_KIB
+        if kib < want:
+            raw.execute(f"PRAGMA cache_size=-{want}")
+            before = now if big else None
+    elif cache is not None:
+        raw.execute(f"PRAGMA cache_size={int(cache)}")
     raw.execute("PRAGMA foreign_keys=OFF" if on else "PRAGMA foreign_keys=ON")
     if not on:
         raw.execute("PRAGMA threads=0")  # set for an index rebuild (`_Writer.rebuild_indexes`)
+    return before
 
 
 def _audit(session: Session, principal: Principal | None, report: BatchReport, now: datetime,
@@ -1164,6 +1273,7 @@ def ingest(
     dry_run: bool = False,
     accept: frozenset[str] | tuple[str, ...] = (),
     workers: int | None = None,
+    after_write: Callable[[Session, BatchReport], None] | None = None,
 ) -> BatchReport:
     """Ingest one feed file of one city under a spec; the batch report.
 
@@ -1192,6 +1302,14 @@ def ingest(
         0 checks them here. None: the setting ``HUB_INGEST_WORKERS``, else
         `default_workers` (none on two cores or fewer). Counts, rejects, history and
         the stored rows are the same for any number.
+    after_write
+        Called with the batch's session and its final report once everything is
+        written and audited, before the commit (never on a dry run): what it writes
+        commits with the batch's rows or not at all (the stream's plate-watch hits:
+        ``hub.watch.match_batch(session, report.batch_id)``). An exception from it
+        rolls the whole batch back and is raised as the pipeline's own are; a caller
+        that wants the rows kept whatever it does catches its own errors inside a
+        savepoint (``session.begin_nested()``).
 
     Raises
     ------
@@ -1211,29 +1329,37 @@ def ingest(
         if conn.execute(select(m.City.adcode).where(m.City.adcode == city_code)).first() is None:
             raise FeedError("unknown_city", f"no city with adcode {city_code!r}", city=city_code)
     digest = _sha256(source)
+    driver_error = engine.dialect.loaded_dbapi.Error
+    big = source.seek(0, os.SEEK_END) >= BIG_FEED_BYTES
+    source.seek(0)
     report.dry_run = dry_run
     try:
         with engine.connect() as conn:
-            _sqlite_fast(conn, True)
+            cache = _sqlite_fast(conn, True, big)
             try:
                 with conn.begin(), Session(bind=conn) as session:
                     _ingest(conn, session, report, spec, ds, source, digest, cipher, principal,
                             now, progress, started, limits, frozenset(accept), workers)  # fmt: skip
                     if dry_run:
                         raise _Discard
+                    if after_write is not None:
+                        after_write(session, report)
+                        session.flush()
             except _Discard:
                 pass
             finally:
                 if conn.in_transaction():
                     conn.rollback()
-                _sqlite_fast(conn, False)
+                _sqlite_fast(conn, False, cache=cache)
     except FeedError as exc:
         if dry_run:
             return _would_fail(report, exc, started)
         _record_failure(engine, report, spec, digest, principal, now, exc, started)
         raise
-    except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    except (DBAPIError, driver_error) as exc:
+        # The bulk writes go to the driver's connection: its errors arrive unwrapped.
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        reason = str(orig).strip().splitlines()[0] if orig else str(exc)
         err = FeedError(
             "store_refused", f"the store refused the feed: {reason}", detail=reason[:200]
         )
