@@ -293,7 +293,10 @@ def test_cli_ingest_reports_and_refuses_in_one_line(store, tmp_path):
     empty.write_bytes(b"")
     bad = subprocess.run([*cmd, str(empty)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 4 and "Traceback" not in bad.stderr  # 4: failed, nothing stored
-    assert bad.stderr.strip() == "error: the file is empty [empty_file]; nothing stored"
+    assert bad.stderr.strip() == "error: The file is empty; nothing was stored."
+    zh = subprocess.run([sys.executable, "-m", "hub", *cmd[5:], str(empty)], capture_output=True,
+                        text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    assert zh.returncode == 4 and zh.stderr.strip() == "错误：文件是空的，未接入任何数据。"
 
 
 def test_repeats_are_found_across_chunks_and_within_one(store, monkeypatch):
