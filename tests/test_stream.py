@@ -150,6 +150,42 @@ def test_a_batch_stored_but_not_matched_is_matched_at_restart(store, nats_server
     assert count(store, m.WatchHit) == 1, "raised once, however often the consumer starts"
 
 
+def test_hits_commit_with_their_reads_and_a_matcher_fault_loses_no_read(
+    store, nats_server, monkeypatch
+):
+    """The hit is in the reads' own transaction (one commit, nothing between them); a
+    matcher that fails costs the hit until the next start, never the reads."""
+    from hub import watch
+
+    ensure(nats_server)
+    cams = add_cameras(store, HEFEI)
+    _watch(store, "皖AW0003")
+    real = watch.match_batch
+    with monkeypatch.context() as patch:
+        patch.setattr(watch, "match_batch", lambda *a, **k: 1 / 0)
+        asyncio.run(
+            publish_raw(nats_server, HEFEI, [("sightings", sighting(3, cams[0], "皖AW0003"), "f1")])
+        )
+        stats = consume(store, nats_server)
+    assert stats.messages == 1 and count(store, m.Sighting) == 1 and count(store, m.WatchHit) == 0
+    seen_from_outside = []  # the batch's reads as another connection sees them at match time
+
+    def spy(target, batch_id, **kw):
+        with store.connect() as other:
+            seen_from_outside.append(other.scalar(select(func.count()).select_from(m.Sighting)
+                                                  .where(m.Sighting.source_batch_id == batch_id)))  # fmt: skip
+        return real(target, batch_id, **kw)
+
+    monkeypatch.setattr(watch, "match_batch", spy)
+    asyncio.run(
+        publish_raw(nats_server, HEFEI, [("sightings", sighting(4, cams[0], "皖AW0003"), "f2")])
+    )
+    consume(store, nats_server)
+    assert count(store, m.WatchHit) == 2  # the new read's hit, and the missed one at start
+    assert seen_from_outside[-1] == 0, "the hit was raised before its reads were committed"
+    assert chain_ok(store)
+
+
 def test_redelivery_and_repeats_change_nothing(store, nats_server):
     ensure(nats_server)
     items = [("incidents", incident(i), f"{HEFEI}:incidents:INC-{i}") for i in range(20)]

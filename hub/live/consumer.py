@@ -125,6 +125,20 @@ def _match_watches(engine: Engine, batch_id: int) -> None:
         log.exception("plate watch matching failed for batch %s", batch_id)
 
 
+def _match_in(session, report) -> None:
+    """Raise the batch's plate-watch hits in its own transaction, before the commit: the
+    hits are readable the moment the reads are. In a savepoint, so a matcher fault costs
+    the hits (found again at the next start by `_rematch_recent`), never the reads."""
+    watch = _watch_module()
+    if watch is None or not report.rows_inserted + report.rows_updated:
+        return
+    try:
+        with session.begin_nested():
+            watch.match_batch(session, report.batch_id)
+    except Exception:
+        log.exception("plate watch matching failed for batch %s", report.batch_id)
+
+
 def _rematch_recent(engine: Engine, n: int) -> int:
     """Match the last `n` stored stream batches of sightings again: a consumer killed
     after a commit and before its matching left those hits unraised, and the redelivered
@@ -232,7 +246,7 @@ class StreamConsumer:
             self.engine, city_code=adcode, spec=spec,
             source=io.BytesIO(jsonl([m.data for m in msgs])),
             source_name=f"stream:{subject}:{min(seqs)}-{max(seqs)}", cipher=self.cipher,
-            limits=self.limits,
+            limits=self.limits, after_write=_match_in if spec.dataset == "sightings" else None,
         )  # fmt: skip
 
     async def _store(self, adcode: str, spec: Spec, subject: str, msgs: list) -> None:
@@ -263,10 +277,8 @@ class StreamConsumer:
                 await m.in_progress()
             await asyncio.sleep(pause)
             pause = min(pause * 2, self.options.retry_max_s)
-        if report.batch_id is not None:
+        if report.batch_id is not None:  # its hits are committed with it (`_match_in`)
             self.stats.batch_ids.append(report.batch_id)
-            if spec.dataset == "sightings" and report.rows_inserted + report.rows_updated:
-                await asyncio.to_thread(_match_watches, self.engine, report.batch_id)
         for m in msgs:
             await m.ack()
         self.stats.batches += 1
