@@ -89,8 +89,10 @@ def test_reload_keeps_the_session_and_a_lock_ends_it(browser, served, store_url)
         assert cookie["value"] not in visit.page.url
         # The page's scripts cannot read it.
         assert "hub_session" not in visit.page.evaluate("document.cookie")
+        # This person's (the browser store is shared with the other browser tests).
         (stored,) = _sql(store_url, "SELECT token_hash FROM web_sessions WHERE claimed_at "
-                         "IS NOT NULL AND ended_at IS NULL")  # fmt: skip
+                         "IS NOT NULL AND ended_at IS NULL AND user_id = "
+                         "(SELECT id FROM users WHERE username = :u)", u=USER)  # fmt: skip
         assert cookie["value"] not in stored[0]  # only its hash is kept
 
         visit.page.reload()
@@ -119,7 +121,8 @@ def test_reload_keeps_the_session_and_a_lock_ends_it(browser, served, store_url)
         assert visit.page.get_by_label("用户名").count() == 1, "signed out"
         assert not _signed_in_as(visit, "会话测试")
         visit.page.get_by_text("您的账号权限已变更").wait_for()  # the form says why
-        ended = _sql(store_url, "SELECT ended_why FROM web_sessions WHERE ended_at IS NOT NULL")
+        ended = _sql(store_url, "SELECT ended_why FROM web_sessions WHERE ended_at IS NOT NULL "
+                     "AND user_id = (SELECT id FROM users WHERE username = :u)", u=USER)  # fmt: skip
         assert ("access_changed",) in ended
         assert not visit.external
     finally:
