@@ -626,6 +626,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("file", metavar="FILE", help=t("help_watermark_file"))
 
     b = add("bench", cmd_bench, "")
+    next(a for a in b._actions if a.dest == "db").help = t("help_bench_db")
     b.add_argument("--only", metavar="NAME", help=t("help_bench_only"))
     b.add_argument("--size", choices=["small", "demo", "province"], default="province",
                    help=t("help_demo_size"))  # fmt: skip
