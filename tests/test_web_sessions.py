@@ -80,7 +80,7 @@ def test_idle_too_old_and_signed_out_sessions_are_refused(hub: Hub) -> None:
     _, idle = _token(hub)
     _age(hub, idle, minutes=hub.settings.session_idle_minutes + 1)
     assert _why(hub, idle) == "idle"
-    assert _why(hub, idle) == "signed_out"  # ended: said once
+    assert _why(hub, idle) == "idle"  # ended: the reason stays with the session
 
     _, old = _token(hub)
     _age(hub, old, hours=hub.settings.session_max_hours + 1)
@@ -100,10 +100,24 @@ def test_activity_keeps_a_session_from_going_idle(hub: Hub) -> None:
     assert hub.resume_web_session(token).user_id == principal.user_id
 
 
+def test_a_session_another_tab_ended_still_says_why(hub: Hub) -> None:
+    """The open tab's refresh finds the lock first and ends the session; the reload
+    that follows must still tell the person why (not a bare sign-in form)."""
+    principal, token = _token(hub, "officer.wh")
+    with transaction(hub.engine) as s:
+        identity.set_locked(s, None, "officer.wh", True, now=identity_now())
+    with pytest.raises(HubError):
+        hub.check_session(principal, web_session=token)
+    hub.sign_out(principal, why="session_ended", web_session=token)  # what the tab does
+    assert _why(hub, token) == "access_changed"
+
+
 def test_a_lock_ends_the_session_and_is_audited(hub: Hub) -> None:
     _, token = _token(hub, "investigator.wh")
     with transaction(hub.engine) as s:
         identity.set_locked(s, None, "investigator.wh", True, now=identity_now())
+    assert _why(hub, token) == "access_changed"
+    # Still said after another tab ended it first: a reload shows why, not a bare form.
     assert _why(hub, token) == "access_changed"
     with transaction(hub.engine) as s:
         refused = s.scalars(select(AuditEntry.action).where(

@@ -270,13 +270,17 @@ def resume_web_session(
     Raises
     ------
     SessionEnded
-        ``session_ended`` with ``why``: ``signed_out`` (unknown or already ended),
+        ``session_ended`` with ``why``: ``signed_out`` (unknown, or signed out),
         ``access_changed`` (locked, role or home changed, password reset), ``too_long``
         (older than `session_max_hours`) or ``idle`` (unseen for `session_idle_minutes`).
     """
     row = session.scalar(select(WebSession).where(WebSession.token_hash == _token_hash(token)))
-    if row is None or row.claimed_at is None or row.ended_at is not None:
+    if row is None or row.claimed_at is None:
         raise SessionEnded("session_ended", "no such session", why="signed_out")
+    if row.ended_at is not None:
+        # Ended already (maybe by another tab's check a moment before this reload): the
+        # reason it ended stays with it, so the sign-in form can still say why.
+        raise SessionEnded("session_ended", "this session has ended", why=row.ended_why or "signed_out")
     user = session.get(User, row.user_id)
     if user is None or not user.active or user.session_version != row.session_version:
         why = "access_changed"
