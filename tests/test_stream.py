@@ -308,9 +308,13 @@ async def _until(cond, timeout: float = 30.0) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_locked_store_is_back_pressure_not_memory(store, nats_server):
+def test_locked_store_is_back_pressure_not_memory(store, nats_server, monkeypatch):
     """While another writer holds the store, the consumer holds at most two fetches and
-    the rest waits in the bus; once released, everything is stored once."""
+    the rest waits in the bus; once released, everything is stored once. The lock lasts
+    well past the bus's ack wait: what the consumer holds is kept in progress, so the bus
+    delivers nothing twice (a redelivery would also count against a message's tries)."""
+    monkeypatch.setattr(bus, "ACK_WAIT_S", 1)
+    monkeypatch.setattr(bus, "PROGRESS_S", 0.3)
     ensure(nats_server)
     n = 6000
     asyncio.run(publish_raw(nats_server, HEFEI, [("incidents", incident(i), f"l{i}")
@@ -333,7 +337,7 @@ def test_locked_store_is_back_pressure_not_memory(store, nats_server):
         locker.start()
         held.wait(10)
         task = asyncio.create_task(consumer.run(drain=True))
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(4.0)  # four ack waits
         info = await _consumer_info(nats_server)
         release.set()
         await asyncio.to_thread(locker.join)
@@ -345,6 +349,8 @@ def test_locked_store_is_back_pressure_not_memory(store, nats_server):
     assert info.num_ack_pending <= 2 * opts.fetch
     assert info.num_pending >= n - 2 * opts.fetch  # the rest waits in the bus
     assert count(store, m.Incident) == n
+    assert consumer.stats.messages == n, "a message the consumer held was delivered again"
+    assert consumer.stats.parked == 0
 
 
 async def _consumer_info(server):

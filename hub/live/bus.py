@@ -339,6 +339,14 @@ def city_endpoint(adcode: str, hub: Endpoint, directory: Path = NATS_DIR) -> End
 # --- streams ----------------------------------------------------------------------------
 
 
+# How long the bus waits for the hub's acknowledgement of a delivered message before it
+# delivers it again: after a crash of the consumer, what it held reaches its successor
+# this much later. The consumer tells the bus it is still working on what it holds
+# (`PROGRESS_S`), so that a slow or locked store never makes the bus deliver twice.
+ACK_WAIT_S = 15
+PROGRESS_S = 5
+
+
 async def ensure_streams(js, replicas: int = 1) -> None:
     """Create (or update) HUB_FEEDS, HUB_DEAD and the hub's durable pull consumer."""
     from nats.js.api import (
@@ -374,7 +382,7 @@ async def ensure_streams(js, replicas: int = 1) -> None:
         STREAM,
         ConsumerConfig(
             durable_name=CONSUMER, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-            ack_wait=60, max_deliver=MAX_TRIES + 2, max_ack_pending=20_000,
+            ack_wait=ACK_WAIT_S, max_deliver=MAX_TRIES + 2, max_ack_pending=20_000,
             filter_subject=f"{FEED_PREFIX}.*.*",
         ),
     )  # fmt: skip

@@ -213,6 +213,13 @@ class _FastLane:
         return isinstance(plate, str) and normalize_plate(plate) in self.plates
 
 
+async def _in_progress(msgs: list) -> None:
+    """Tell the bus that these messages are being worked on (its ack wait starts again)."""
+    for m in msgs:
+        with contextlib.suppress(Exception):  # a lost heartbeat costs a redelivery, no more
+            await m.in_progress()
+
+
 class StreamConsumer:
     """The hub's consumer of HUB_FEEDS: `await run()` until stopped or drained."""
 
@@ -348,12 +355,18 @@ class StreamConsumer:
         urgent: set[str] = set()
         held = 0
         storing: asyncio.Task | None = None
+        in_store: list = []  # the micro-batch being stored
+        beat = time.monotonic()
         try:
             while not stop.is_set():
                 lane.refresh()
                 if storing is not None and storing.done():
                     await storing  # its exception, if any, ends the run
-                    storing = None
+                    storing, in_store = None, []
+                if time.monotonic() - beat >= bus.PROGRESS_S:
+                    # Still ours: the bus must not deliver what waits here a second time.
+                    await _in_progress([*in_store, *(m for b in buffers.values() for m in b)])
+                    beat = time.monotonic()
                 msgs: list = []
                 room = opts.fetch - held
                 if room > 0:
@@ -397,6 +410,7 @@ class StreamConsumer:
                             if any(lane.holds(m) for m in buffers[subject]):
                                 urgent.add(subject)
                         held -= len(batch)
+                        in_store = batch
                         storing = asyncio.create_task(self._flush(subject, batch))
                 if drain and not msgs and not buffers and storing is None:
                     try:
