@@ -55,7 +55,13 @@ def _zh(key: str) -> str:
     return catalogue()[key]["zh"]
 
 
-_BY_ADDRESS: set[str] = set()  # pages already opened by their address in this run
+# Pages already opened in this run, from the navigation and by their address: a page's
+# drawing differs by role, which the AppTest runs check for every page and role
+# (tests/test_language.py, tests/test_pages.py); what only a browser shows (console errors,
+# failed requests, requests leaving the machine) is the page's own, so each page is opened
+# once each way over the roles, and every role opens at least one page each way.
+_CLICKED: set[str] = set()
+_BY_ADDRESS: set[str] = set()
 
 
 @pytest.mark.parametrize("role", list(ROLE_USERS))
@@ -75,13 +81,13 @@ def test_each_allowed_page_opens_and_no_other_is_offered(served, role):
         # With a single page Streamlit shows no navigation at all.
         expected = 1 if spec in allowed and len(allowed) > 1 else 0
         assert shown == expected, f"{role}: nav entry for {spec.key}"
-    for spec in allowed:
-        if len(allowed) > 1:
-            nav.get_by_text(titles[spec.key], exact=True).click()
-            visit.settle()
+    clicked = [p for p in allowed[1:] if p.key not in _CLICKED] or allowed[1:2]
+    _CLICKED.update(p.key for p in clicked)
+    for spec in clicked:
+        nav.get_by_text(titles[spec.key], exact=True).click()
+        visit.settle()
         _clean(visit, f"{role} on {spec.key} from the navigation")
-    # By address: a reload or a shared link keeps the session and opens that page. Every
-    # page once over the roles (a full page load each), and at least one page per role.
+    # By address: a reload or a shared link keeps the session and opens that page.
     by_address = [p for p in allowed if p.key not in _BY_ADDRESS] or allowed[:1]
     _BY_ADDRESS.update(p.key for p in by_address)
     for spec in by_address:
@@ -99,8 +105,9 @@ def test_each_allowed_page_opens_and_no_other_is_offered(served, role):
         visit.goto(other.key)
         page.get_by_text(_zh("page_not_allowed")).wait_for(timeout=30_000)
         _clean(visit, f"{role} on /{other.key}, not allowed")
-    visit.goto("no/such/page")
-    assert page.url.endswith("/not-found"), page.url
-    page.get_by_text(_zh("frame_page_not_found")).wait_for(timeout=30_000)
-    _clean(visit, f"{role} on an address that names no page")
+    if role in ("officer", "admin"):  # the answer does not depend on the role
+        visit.goto("no/such/page")
+        assert page.url.endswith("/not-found"), page.url
+        page.get_by_text(_zh("frame_page_not_found")).wait_for(timeout=30_000)
+        _clean(visit, f"{role} on an address that names no page")
     assert visit.external == [], f"requests tried to leave the machine: {visit.external}"
