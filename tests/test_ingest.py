@@ -107,6 +107,42 @@ def test_changed_row_is_updated_not_duplicated(store):
     assert counts(store)["incidents"] == first.rows_inserted
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite writes each chunk as it comes
+def test_held_chunks_store_what_chunk_by_chunk_writes_store(backend, tmp_path_factory,
+                                                            monkeypatch):  # fmt: skip
+    """PostgreSQL holds a load's new rows for one COPY (`pipeline.HOLD_ROWS`); a chunk
+    that updates stored rows releases what is held first. Held or written chunk by chunk,
+    a file of new rows followed by a change to a stored one leaves the same store."""
+    from hub.ingest import pipeline, readers
+
+    lines = hefei_lines()
+    head, rows = lines[0], lines[1:]
+    first, later = rows[: len(rows) // 2], rows[len(rows) // 2 :]
+    changed = first[0].replace("已办结", "处置中")
+    assert changed != first[0]
+    ids = [line.split(",")[0] for line in rows]
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 600)  # a few rows per chunk
+    stores = {}
+    for hold in (0, 10**9):
+        monkeypatch.setattr(pipeline, "HOLD_ROWS", hold)
+        engine = seeded_copy(backend, tmp_path_factory)
+        run(engine, gbk([head, *first]))
+        report = run(engine, gbk([head, *later, changed]))
+        assert (report.rows_inserted, report.rows_updated) == (len(later), 1), report.summary()
+        with transaction(engine) as s:
+            stores[hold] = (
+                sorted(s.execute(select(m.Incident.source_id, m.Incident.status,
+                                        m.Incident.ts, m.Incident.h3_r8)
+                                 .where(m.Incident.source_id.in_(ids))).all()),
+                sorted(s.execute(select(m.RecordVersion.source_id, m.RecordVersion.op)
+                                 .where(m.RecordVersion.source_id.in_(ids))).all()),
+            )  # fmt: skip
+        engine.dispose()
+    assert stores[0] == stores[10**9]
+    assert len(stores[0][0]) == len(rows)
+    assert len(stores[0][1]) == len(rows) + 1  # every insert, and the one update
+
+
 # --- bad input: fatal, nothing stored ---------------------------------------------------
 
 
@@ -332,6 +368,7 @@ def test_a_store_error_on_the_writer_thread_stores_nothing(store, monkeypatch):
     from hub.ingest import pipeline, readers
 
     monkeypatch.setattr(readers, "CHUNK_BYTES", 2000)  # a dozen rows per chunk
+    monkeypatch.setattr(pipeline, "HOLD_ROWS", 0)  # PostgreSQL: each chunk its own COPY
     before = counts(store)
     calls = []
     real_insert = pipeline._Writer.insert
