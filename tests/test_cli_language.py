@@ -35,7 +35,7 @@ _TYPED = [
     re.compile(r"(?<=参数 )\S+"),  # an argument's name, as in the usage
     re.compile(r"\b[0-9a-f]{16,}\b"),  # digests and key ids
     re.compile(r"^  [a-z][\w-]*(?= )", re.MULTILINE),  # a positional's name in the help
-    re.compile(r"\b(?:PostgreSQL|SQLite|JSON Schema|JSON Lines)\b"),  # proper nouns
+    re.compile(r"\b(?:PostgreSQL|SQLite|JSON Schema|JSON Lines|NATS JetStream)\b"),  # proper nouns
     re.compile(r"\{[^}]*\}"),
     re.compile(r"\b[A-Z][A-Z0-9_]{2,}\b(?:=\w+)?"),
     re.compile(r"`[^`]*`"),
@@ -170,7 +170,9 @@ def test_help_is_chinese_by_default_and_english_on_request(capsys, monkeypatch):
     monkeypatch.delenv("HUB_LANG", raising=False)
     helps = {}
     for args in (["--help"], ["users", "--help"], ["ingest", "--help"], ["feeds", "--help"],
-                 ["demo", "--help"], ["audit", "--help"], ["alerts", "--help"]):  # fmt: skip
+                 ["demo", "--help"], ["audit", "--help"], ["alerts", "--help"],
+                 ["stream", "--help"], ["bus", "--help"], ["live", "--help"],
+                 ["maintain", "--help"]):  # fmt: skip
         with pytest.raises(SystemExit) as done:
             cli(args)
         assert done.value.code == 0

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from hub.cli_text import label, local_time, number, t
 from hub.settings import load_settings
 
 Add = Callable[..., argparse.ArgumentParser]
@@ -53,10 +54,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if args.action == "dead":
         dead = _facade(args).dead_letters(limit=args.limit)
         for d in dead:
-            when = f"{d.parked_at:%Y-%m-%d %H:%M:%S}" if d.parked_at else "-"
-            print(f"#{d.dead_seq:<6} {when} {d.subject} seq {d.stream_seq} after {d.deliveries} "
-                  f"tries: {d.reason} {d.error} ({d.size} bytes)")  # fmt: skip
-        print(f"{len(dead)} parked message(s)")
+            when = local_time(d.parked_at, seconds=True, zone=False) if d.parked_at else "-"
+            print(t("stream_dead_line", seq=d.dead_seq, when=when, subject=d.subject,
+                    stream_seq=d.stream_seq, tries=d.deliveries, reason=d.reason,
+                    error=d.error, size=number(d.size)))  # fmt: skip
+        print(t("stream_dead_count", n=number(len(dead))))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = load_settings()
@@ -70,10 +72,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
             _until_signalled(lambda stop: consumer.run(stop=stop, drain=args.drain))
         )
     except bus.BusError as exc:
-        raise _usage(f"{exc} (start it: python -m hub bus serve, or set HUB_BUS_URL)") from None
-    print(f"stream: {stats.messages:,} messages in {stats.batches:,} batches, "
-          f"{stats.rows_rejected:,} rows rejected, {stats.parked} parked, "
-          f"{stats.retried} sent back for a later try")  # fmt: skip
+        raise _usage(t("stream_bus_missing", error=exc)) from None
+    print(t("stream_done", messages=number(stats.messages), batches=number(stats.batches),
+            rejected=number(stats.rows_rejected), parked=number(stats.parked),
+            retried=number(stats.retried)))  # fmt: skip
     return 0
 
 
@@ -83,7 +85,7 @@ def cmd_bus(args: argparse.Namespace) -> int:
     if args.action == "serve":
         server = bus.embedded_server(port=args.port)
         server.start()
-        print(f"nats-server (JetStream under {bus.NATS_DIR}) at {server.url}", flush=True)
+        print(t("bus_serving", dir=bus.NATS_DIR, url=server.url), flush=True)
 
         async def wait(stop: asyncio.Event) -> None:
             while not stop.is_set() and server.running:
@@ -97,24 +99,27 @@ def cmd_bus(args: argparse.Namespace) -> int:
         return 0
     if args.action == "credentials":
         if args.city not in bus.city_codes():
-            raise _usage(f"no city with adcode {args.city!r}")
+            raise _usage(t("bus_no_city", code=repr(args.city)))
         password = bus.load_credentials(bus.NATS_DIR)[bus.city_user(args.city)]
-        print(f"user {bus.city_user(args.city)}\npassword {password}\n"
-              f"publish {bus.FEED_PREFIX}.{args.city}.<dataset>\n"
-              f"inbox_prefix {bus.city_inbox(args.city)}")  # fmt: skip
+        print(t("bus_credentials", user=bus.city_user(args.city), password=password,
+                subject=f"{bus.FEED_PREFIX}.{args.city}.<dataset>",
+                inbox=bus.city_inbox(args.city)))  # fmt: skip
         return 0
     facade = _facade(args)
     status = facade.bus_status()
     if not status.up:
-        print(f"bus DOWN at {', '.join(status.servers)}: {status.error}", file=sys.stderr)
+        print(t("bus_down", servers=", ".join(status.servers), error=status.error),
+              file=sys.stderr)  # fmt: skip
     else:
-        print(f"bus up at {', '.join(status.servers)}: {status.messages:,} kept, "
-              f"{status.pending:,} pending, {status.in_flight:,} in flight, "
-              f"{status.parked:,} parked")  # fmt: skip
+        print(t("bus_up", servers=", ".join(status.servers), messages=number(status.messages),
+                pending=number(status.pending), in_flight=number(status.in_flight),
+                parked=number(status.parked)))  # fmt: skip
     now = datetime.now(UTC)
     for f in facade.freshness(now=now):
-        age = f"{(now - f.last_batch_at).total_seconds():.0f} s ago" if f.last_batch_at else "never"
-        print(f"  {f.city_code} {f.dataset:<14} {age:<14} {'STALE' if f.stale else 'live'}")
+        age = (t("bus_age_seconds", n=number((now - f.last_batch_at).total_seconds()))
+               if f.last_batch_at else t("bus_age_never"))  # fmt: skip
+        print(t("bus_feed_line", city=f.city_code, dataset=label("dataset", f.dataset),
+                age=age, state=t("bus_state_stale" if f.stale else "bus_state_live")))  # fmt: skip
     return 0 if status.up else 1
 
 
@@ -123,7 +128,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     from hub.live import bus
     from hub.live.publisher import LiveOptions, run_live
 
-    _refuse_in_production("the synthetic live flow")
+    _refuse_in_production("what_live")
     options = LiveOptions(rate=args.rate, seconds=args.seconds, backfill_hours=args.backfill_hours,
                           seed=args.seed, pursuit_after_s=args.pursuit_after)  # fmt: skip
     try:
@@ -133,48 +138,45 @@ def cmd_live(args: argparse.Namespace) -> int:
             )  # fmt: skip
         )
     except bus.BusError as exc:
-        raise _usage(f"{exc} (start it: python -m hub bus serve)") from None
-    print(f"live: published {sum(sent.values()):,} messages "
-          + ", ".join(f"{k} {v:,}" for k, v in sorted(sent.items())))  # fmt: skip
+        raise _usage(t("live_bus_missing", error=exc)) from None
+    parts = ", ".join(f"{label('dataset', k)} {number(v)}" for k, v in sorted(sent.items()))
+    print(t("live_published", total=number(sum(sent.values())), parts=parts))
     return 0
 
 
 def register(add: Add) -> None:
     """Add the live path's commands to the CLI's parser (`add` as in hub.cli._parser)."""
-    st = add("stream", cmd_stream, "consume city feeds from the bus into the store (run), or "
-             "list parked messages (dead)")  # fmt: skip
+    st = add("stream", cmd_stream, "")
     st.add_argument("action", nargs="?", choices=["run", "dead"], default="run")
-    st.add_argument("--drain", action="store_true", help="exit once nothing is pending")
+    st.add_argument("--drain", action="store_true", help=t("help_stream_drain"))
     st.add_argument("--batch-max", type=int, default=2000, metavar="N",
-                    help="messages per micro-batch (default 2000)")  # fmt: skip
-    st.add_argument("--limit", type=int, default=100, help="dead: how many (default 100)")
+                    help=t("help_stream_batch_max"))  # fmt: skip
+    st.add_argument("--limit", type=int, default=100, help=t("help_stream_limit"))
 
-    b = add("bus", cmd_bus, "the embedded NATS JetStream server (serve), its state (status), "
-            "a city's bus credentials for its vendor (credentials)")  # fmt: skip
+    b = add("bus", cmd_bus, "")
     b.add_argument("action", choices=["serve", "status", "credentials"])
-    b.add_argument("--port", type=int, default=14222, help="serve: client port (default 14222)")
-    b.add_argument("--city", metavar="ADCODE", help="credentials: the city")
+    b.add_argument("--port", type=int, default=14222, help=t("help_bus_port"))
+    b.add_argument("--city", metavar="ADCODE", help=t("help_bus_city"))
 
-    lv = add("live", cmd_live, "publish a realistic synthetic flow for all 16 cities over the "
-             "bus, with the pursuit (demo only)")  # fmt: skip
+    lv = add("live", cmd_live, "")
     lv.add_argument(
         "--rate",
         type=float,
         default=40.0,
-        help="plate reads per second, province-wide, at the daily peak (default 40)",
+        help=t("help_live_rate"),
     )
-    lv.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    lv.add_argument("--seconds", type=float, default=None, help=t("help_live_seconds"))
     lv.add_argument(
         "--backfill-hours",
         type=float,
         default=24.0,
-        help="first fill the gap since the newest stored record, at most this long",
+        help=t("help_live_backfill"),
     )
     lv.add_argument(
         "--pursuit-after",
         type=float,
         default=60.0,
         metavar="SECONDS",
-        help="when the watched car leaves 合肥 for 滁州 (default 60 s after start)",
+        help=t("help_live_pursuit"),
     )
-    lv.add_argument("--seed", type=int, default=None)
+    lv.add_argument("--seed", type=int, default=None, help=t("help_live_seed"))
