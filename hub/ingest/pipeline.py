@@ -1087,7 +1087,9 @@ class _Run:
         fresh, known = part[0], part[1]
         self.held.append(part)
         self.held_rows += len(fresh)
-        if len(known) or self.w.lookup or self.held_rows >= self.hold_rows:
+        # The first write goes out sooner: until it does, the writer thread idles.
+        enough = self.hold_rows if self.pending is not None else self.hold_rows // 5
+        if len(known) or self.w.lookup or self.held_rows >= enough:
             self._release()
 
     def _release(self) -> None:
