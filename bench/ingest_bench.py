@@ -27,6 +27,7 @@ ROWS = {"small": 100_000, "demo": 1_000_000, "province": 1_000_000}
 GOAL_SHARE = 0.8  # of the store's floor measured in the same run
 WORKERS = (1, 2)  # the scaling curve: worker processes checking chunks
 WARM_ROWS = 2_000  # a first small ingest in the process, untimed
+PG_REPEATS = 2  # rounds of the pipeline and the floor on PostgreSQL; the fastest of each kept
 PG_BARE_ROWS = 20_000  # the naive baseline on PostgreSQL (~500 rows/s with the triggers)
 REPEATS = {"small": 3}  # rounds per size (default 1); the fastest run of each is kept
 CITY = "340100"
@@ -189,12 +190,10 @@ def _pg_rows(engine, table: str, cols: list[str], order: str | None = None) -> b
     buf = bytearray()
     names = ", ".join(cols)
     by = f" ORDER BY {order}" if order else ""
+    query = f"COPY (SELECT {names} FROM {table}{by}) TO STDOUT"  # noqa: S608 - schema names
     with engine.connect() as conn:
         raw = conn.connection.driver_connection
-        with (
-            raw.cursor() as cur,
-            cur.copy(f"COPY (SELECT {names} FROM {table}{by}) TO STDOUT") as cp,
-        ):  # noqa: S608 - schema names
+        with raw.cursor() as cur, cur.copy(query) as cp:
             for block in cp:
                 buf += block
     return bytes(buf)
@@ -259,28 +258,37 @@ def _postgresql(ctx: BenchContext, csv_path, n: int, ingest) -> list[Result]:
     from sqlalchemy.engine import make_url
 
     base = make_url(ctx.db).database or "hub"  # scratch databases named after --db's
-    log("feed_ingest: the same file into PostgreSQL")
-    with _scratch_pg(ctx.db, f"{base}_ingest") as engine:
-        ingest(engine, csv_path, WARM_ROWS)  # warm-up, untimed (see `feed_ingest`)
-        with engine.begin() as conn:  # back to an empty store
-            conn.exec_driver_sql("TRUNCATE incidents, record_versions, feed_rejects CASCADE")
-            conn.exec_driver_sql("TRUNCATE incident_hourly, record_counts")
-        started = time.perf_counter()
-        report = ingest(engine, csv_path)
-        wall = time.perf_counter() - started
-        # The batch row is not in the other databases: their rows go in without one.
-        cols = [c.name for c in Incident.__table__.columns
-                if c.name not in ("id", "source_batch_id")]  # fmt: skip
-        vcols = [c.name for c in VERSIONS.columns if c.name != "id"]  # batch_id: no key
-        incidents = _pg_rows(engine, "incidents", cols, order="ts")
-        versions = _pg_rows(engine, "record_versions", vcols)
-        with engine.connect() as conn:
-            rows = conn.exec_driver_sql(f"SELECT {', '.join(cols)} FROM incidents").fetchall()  # noqa: S608 - schema names
-            days = conn.exec_driver_sql("SELECT DISTINCT date_trunc('day', ts) FROM incidents"
-                                        ).scalars().all()  # fmt: skip
-    log("feed_ingest: PostgreSQL's own floor for the same rows")
-    with _scratch_pg(ctx.db, f"{base}_ingest_floor") as engine:
-        floor_s, parts = _pg_floor(engine, incidents, versions, days, cols, vcols)
+    best: dict = {}  # "ingest" / "floor" -> the fastest run of each over the rounds
+    for i in range(PG_REPEATS):
+        # The pipeline and the floor once per round, the fastest of each kept: load from
+        # the machine's other users hits both alike (one round of each varied by 1.4x).
+        log(f"feed_ingest: round {i + 1}/{PG_REPEATS}: the same file into PostgreSQL")
+        with _scratch_pg(ctx.db, f"{base}_ingest") as engine:
+            ingest(engine, csv_path, WARM_ROWS)  # warm-up, untimed (see `feed_ingest`)
+            with engine.begin() as conn:  # back to an empty store
+                conn.exec_driver_sql("TRUNCATE incidents, record_versions, feed_rejects CASCADE")
+                conn.exec_driver_sql("TRUNCATE incident_hourly, record_counts")
+            started = time.perf_counter()
+            report = ingest(engine, csv_path)
+            wall = time.perf_counter() - started
+            if "ingest" not in best or wall < best["ingest"][1]:
+                best["ingest"] = (report, wall)
+            # The batch row is not in the other databases: their rows go in without one.
+            cols = [c.name for c in Incident.__table__.columns
+                    if c.name not in ("id", "source_batch_id")]  # fmt: skip
+            vcols = [c.name for c in VERSIONS.columns if c.name != "id"]  # batch_id: no key
+            incidents = _pg_rows(engine, "incidents", cols, order="ts")
+            versions = _pg_rows(engine, "record_versions", vcols)
+            with engine.connect() as conn:
+                rows = conn.exec_driver_sql(f"SELECT {', '.join(cols)} FROM incidents").fetchall()  # noqa: S608 - schema names
+                days = conn.exec_driver_sql("SELECT DISTINCT date_trunc('day', ts) FROM incidents"
+                                            ).scalars().all()  # fmt: skip
+        log("feed_ingest: PostgreSQL's own floor for the same rows")
+        with _scratch_pg(ctx.db, f"{base}_ingest_floor") as engine:
+            floor_s, parts = _pg_floor(engine, incidents, versions, days, cols, vcols)
+        if "floor" not in best or floor_s < best["floor"][0]:
+            best["floor"] = (floor_s, parts)
+    (report, wall), (floor_s, parts) = best["ingest"], best["floor"]
     log("feed_ingest: bare executemany into PostgreSQL")
     with _scratch_pg(ctx.db, f"{base}_ingest_bare") as engine, engine.begin() as conn:
         marks = ", ".join(["%s"] * len(cols))
