@@ -280,7 +280,9 @@ def resume_web_session(
     if row.ended_at is not None:
         # Ended already (maybe by another tab's check a moment before this reload): the
         # reason it ended stays with it, so the sign-in form can still say why.
-        raise SessionEnded("session_ended", "this session has ended", why=row.ended_why or "signed_out")
+        raise SessionEnded(
+            "session_ended", "this session has ended", why=row.ended_why or "signed_out"
+        )
     user = session.get(User, row.user_id)
     if user is None or not user.active or user.session_version != row.session_version:
         why = "access_changed"
