@@ -126,11 +126,18 @@ def _pg_arrow_column(series: pd.Series, column: Column) -> pa.Array | None:
 def _has_special(text: pa.Array | pa.ChunkedArray) -> bool:
     """Whether any value of a string array holds a character COPY escapes: a byte search
     of the array's character data (a regular expression over every value took most of a
-    load's time). Bytes beyond a slice's values only make it say yes, never no."""
+    load's time)."""
     chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
     for chunk in chunks:
-        data = chunk.buffers()[2]
-        if data is not None and _SPECIAL_BYTES.search(data.to_pybytes()) is not None:
+        _, offsets, data = chunk.buffers()
+        if data is None or not len(chunk):
+            continue
+        # Only this array's characters: a slice (an Arrow-backed column of a frame cut in
+        # parts) shares the whole column's buffer.
+        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        ends = np.frombuffer(offsets, dtype=width)
+        start, end = int(ends[chunk.offset]), int(ends[chunk.offset + len(chunk)])
+        if _SPECIAL_BYTES.search(memoryview(data)[start:end]) is not None:
             return True
     return False
 
