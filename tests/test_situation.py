@@ -367,4 +367,6 @@ def test_the_start_up_heap_is_frozen_once_per_process(monkeypatch) -> None:
     assert frozen > 0 and ui.hub._settled
     garbage = [[i] for i in range(1000)]  # noqa: F841 - alive, so a second freeze would take it
     ui.hub.settle_heap()
-    assert gc.get_freeze_count() == frozen, "a second Hub does not freeze the heap again"
+    # A second freeze would take the thousand lists above; the count may only shrink
+    # (a frozen object freed elsewhere in the run, e.g. by another thread, leaves it).
+    assert gc.get_freeze_count() <= frozen, "a second Hub does not freeze the heap again"
