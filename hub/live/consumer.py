@@ -280,8 +280,7 @@ class StreamConsumer:
             # else; the bus holds the rest.
             self.stats.store_waits += 1
             log.warning("store unavailable; retrying %s messages in %.1f s", len(msgs), pause)
-            for m in msgs:
-                await m.in_progress()
+            await _in_progress(msgs)
             await asyncio.sleep(pause)
             pause = min(pause * 2, self.options.retry_max_s)
         if report.batch_id is not None:  # its hits are committed with it (`_match_in`)
