@@ -199,6 +199,12 @@ def _pg_rows(engine, table: str, cols: list[str], order: str | None = None) -> b
     return bytes(buf)
 
 
+def _copy_in(raw, table: str, cols: list[str], body: bytes) -> None:
+    """`COPY table (cols) FROM STDIN` of rows already in COPY text form."""
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
+        cp.write(body)
+
+
 def _pg_floor(engine, incidents: bytes, versions: bytes, days: list, inc_cols: list[str],
               ver_cols: list[str]) -> tuple[float, dict]:  # fmt: skip
     """PostgreSQL's own load of the same rows, no Python per row: `COPY … FROM STDIN` of
@@ -230,15 +236,9 @@ def _pg_floor(engine, incidents: bytes, versions: bytes, days: list, inc_cols: l
             for fk in fks:
                 conn.execute(DropConstraint(fk))
             t0 = time.perf_counter()
-            for name, cols, body in (("incidents", inc_cols, incidents),
-                                     ("record_versions", ver_cols, versions)):  # fmt: skip
-                with (
-                    raw.cursor() as cur,
-                    cur.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as cp,
-                ):
-                    cp.write(body)
-                if name == "incidents":
-                    t1 = time.perf_counter()
+            _copy_in(raw, "incidents", inc_cols, incidents)
+            t1 = time.perf_counter()
+            _copy_in(raw, "record_versions", ver_cols, versions)
             t2 = time.perf_counter()
             conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
             for ix in indexes:
