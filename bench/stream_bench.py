@@ -149,7 +149,7 @@ def stream_ingest(ctx: BenchContext) -> list[Result]:
     try:
         endpoint = bus.Endpoint((server.url,), bus.HUB_USER, server.creds[bus.HUB_USER])
         consumer = StreamConsumer(engine, endpoint, FieldCipher.from_settings(load_settings()),
-                                  options=Options(batch_max=2000, fetch=8000, max_wait_s=0.5))  # fmt: skip
+                                  options=Options(batch_max=2000, fetch=8000))  # fmt: skip
 
         async def setup() -> None:
             import nats

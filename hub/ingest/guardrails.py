@@ -78,9 +78,11 @@ class Watch:
         present = present[present != ""]
         if not len(present):
             return
+        self.text_seen[name] = self.text_seen.get(name, 0) + len(present)
+        if "".join(present.dropna().tolist()).isascii():  # no Latin-1 letter: nothing garbled
+            return
         odd = present[present.str.contains(_MOJIBAKE, na=False)]
         bad = odd[~odd.str.contains(_CJK, na=False)]
-        self.text_seen[name] = self.text_seen.get(name, 0) + len(present)
         if len(bad):
             self.text_bad[name] = self.text_bad.get(name, 0) + len(bad)
             self.text_sample.setdefault(name, str(bad.iloc[0])[:40])

@@ -288,7 +288,7 @@ def _check_unique(s: pd.Series, check: Callable[[str], str | None]) -> pd.Series
 
 
 def _validate(std: pd.DataFrame, spec: Spec, ds: Dataset, now: datetime,
-              p: _Problems, districts: set[str]) -> dict[str, pd.Series]:  # fmt: skip
+              p: _Problems, districts: frozenset[str]) -> dict[str, pd.Series]:  # fmt: skip
     """Typed values per field; problems recorded in `p`."""
     typed: dict[str, pd.Series] = {}
     for name, f in ds.fields.items():
@@ -823,7 +823,7 @@ class _Check:
     now: datetime
     batch_id: int
     city_shape: object
-    districts: set[str]
+    districts: frozenset[str]
     defaults: dict[str, object]
     cameras: dict[str, int] | None
     prose: list[str]
@@ -896,6 +896,15 @@ _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
 
+@functools.lru_cache(maxsize=64)
+def _city_geometry(boundaries, city: str) -> tuple[object, frozenset[str]]:
+    """A city's outline (None: no such city) and its districts' adcodes, looked up once
+    per process (`load_boundaries` returns the same object for the same file)."""
+    b = boundaries
+    shape = next(iter(b.cities.geometry[(b.cities["adcode"] == city).to_numpy()]), None)
+    return shape, frozenset(b.districts.loc[b.districts["parent_adcode"] == city, "adcode"])
+
+
 def _writer_pool() -> ThreadPoolExecutor:
     """The process's writer threads, shared by its ingests: a stream's micro-batch does
     not start (and wait for) a thread of its own. A run has at most one write pending
@@ -916,7 +925,7 @@ class _Run:
         self.guard = guardrails.Watch()
         self.tally = _Tally()
         self.seen = _Seen()
-        b = load_boundaries()
+        city_shape, districts = _city_geometry(load_boundaries(), city)
         cameras: dict[str, int] | None = None
         if "camera" in ds.fields:
             t = m.Camera.__table__
@@ -924,8 +933,7 @@ class _Run:
             cameras = dict(rows.all())
         self.check = _Check(
             spec=spec, ds=ds, city=city, cipher=cipher, now=now, batch_id=writer.batch_id,
-            city_shape=next(iter(b.cities.geometry[(b.cities["adcode"] == city).to_numpy()]), None),
-            districts=set(b.districts.loc[b.districts["parent_adcode"] == city, "adcode"]),
+            city_shape=city_shape, districts=districts,
             defaults=_defaults(ds), cameras=cameras,
             # Free text a wrong encoding garbles: not codes, identifiers or value-mapped fields.
             prose=[n for n, f in ds.fields.items() if f.kind == "text" and not f.code_table
