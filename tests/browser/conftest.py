@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,8 @@ ARGS = [
     "--no-first-run",
 ]
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+START_MS = 400  # how long a run an action asked for may take to start
+DRAW_MS = 300  # after a run: the browser draws what it sent
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -126,11 +128,20 @@ class Visit:
             route.abort()
 
     def settle(self) -> None:
+        """Wait until the run an action asked for has ended and the browser has drawn it:
+        the run may start a moment after the action (`START_MS`), and a script may ask
+        for another run itself (`st.rerun`), so the app must still be idle `DRAW_MS`
+        after it first looks idle."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         app = "[data-testid='stApp']"
-        self.page.locator(f"{app}[data-test-script-state='notRunning']").wait_for(
-            state="attached", timeout=60_000
-        )
-        self.page.wait_for_timeout(1500)
+        busy = self.page.locator(f"{app}:not([data-test-script-state='notRunning'])")
+        idle = self.page.locator(f"{app}[data-test-script-state='notRunning']")
+        with suppress(PlaywrightTimeout):  # an action that asks for no run
+            busy.wait_for(state="attached", timeout=START_MS)
+        idle.wait_for(state="attached", timeout=60_000)
+        self.page.wait_for_timeout(DRAW_MS)
+        idle.wait_for(state="attached", timeout=60_000)
 
     def goto(self, path: str = "") -> None:
         self.page.goto(f"{self.base_url}/{path}")
