@@ -2,7 +2,7 @@
 
 `--db` names the PostgreSQL benchmark store. The job makes a hot standby of that server
 with `pg_basebackup -R` on a free loopback port (the same standby the replica tests
-start: `tests/pg_standby.py`), points `HUB_REPLICA_URL` at it and times, per call, the
+start: `bench/pg_standby.py`), points `HUB_REPLICA_URL` at it and times, per call, the
 server side of what a page asks for on a rerun: the leadership overview, the province
 counts, the situation map's province 7-day hexagons and an Explore pivot, each through
 `Hub` (the caller checked on the primary, the aggregate on the replica) and through a
@@ -72,7 +72,7 @@ def replica_reads(ctx: BenchContext) -> list[Result]:
     if ctx.backend != "postgresql" or not ctx.db:
         log("replica_reads: needs --db PostgreSQL (a standby is made of that server); skipped")
         return []
-    from tests.pg_standby import standby_of
+    from bench.pg_standby import standby_of
 
     url = make_url(ctx.db)
     admin = url.set(database="postgres").render_as_string(hide_password=False)

@@ -3,7 +3,7 @@ replica's data is, and falling back to the primary when the standby is down, too
 behind or not a standby at all.
 
 The standby is a second PostgreSQL cluster made with `pg_basebackup -R` from the test
-server (tests/pg_standby.py). Routing is proven by what each side can see: with replay
+server (bench/pg_standby.py). Routing is proven by what each side can see: with replay
 paused on the standby, a record written on the primary is missing from every aggregate
 (they read the standby) and present in every audited read (they stay on the primary),
 whose audit entries are written on the primary.
@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, inspect, select, text, update
 
+from bench.pg_standby import standby_of
 from hub import demo
 from hub import models as m
 from hub.analytics import ExploreQuery
@@ -31,7 +32,6 @@ from hub.settings import load_settings
 from hub.situation import SituationQuery
 from hub.store import session_factory, transaction
 from tests.conftest import ANCHOR, PG_ADMIN_URL
-from tests.pg_standby import standby_of
 from tests.security_support import principal, seeded_copy
 from ui.freshness import replica_text
 

@@ -1,4 +1,4 @@
-"""A real streaming standby of the test PostgreSQL server, for the replica tests.
+"""A real streaming standby of a PostgreSQL server, for the replica tests and `replica_reads`.
 
 `pg_basebackup -R` copies the running test server into a temporary data directory and
 writes the standby's connection to it; `pg_ctl` starts that copy on a free loopback
