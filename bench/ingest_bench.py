@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from bench.pg_copy import copy_in, rows_text
 from hub.bench import BenchContext, Result, log, register
 from hub.ingest.history import VERSIONS
 from hub.models import Incident
@@ -185,26 +186,6 @@ def _scratch_pg(url: str, name: str) -> Iterator:
         admin.dispose()
 
 
-def _pg_rows(engine, table: str, cols: list[str], order: str | None = None) -> bytes:
-    """The stored rows of `table` in COPY text form (read once, outside any timing)."""
-    buf = bytearray()
-    names = ", ".join(cols)
-    by = f" ORDER BY {order}" if order else ""
-    query = f"COPY (SELECT {names} FROM {table}{by}) TO STDOUT"  # noqa: S608 - schema names
-    with engine.connect() as conn:
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur, cur.copy(query) as cp:
-            for block in cp:
-                buf += block
-    return bytes(buf)
-
-
-def _copy_in(raw, table: str, cols: list[str], body: bytes) -> None:
-    """`COPY table (cols) FROM STDIN` of rows already in COPY text form."""
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
-        cp.write(body)
-
-
 def _pg_floor(engine, incidents: bytes, versions: bytes, days: list, inc_cols: list[str],
               ver_cols: list[str]) -> tuple[float, dict]:  # fmt: skip
     """PostgreSQL's own load of the same rows, no Python per row: `COPY … FROM STDIN` of
@@ -236,9 +217,9 @@ def _pg_floor(engine, incidents: bytes, versions: bytes, days: list, inc_cols: l
             for fk in fks:
                 conn.execute(DropConstraint(fk))
             t0 = time.perf_counter()
-            _copy_in(raw, "incidents", inc_cols, incidents)
+            copy_in(raw, "incidents", inc_cols, incidents)
             t1 = time.perf_counter()
-            _copy_in(raw, "record_versions", ver_cols, versions)
+            copy_in(raw, "record_versions", ver_cols, versions)
             t2 = time.perf_counter()
             conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
             for ix in indexes:
@@ -277,8 +258,8 @@ def _postgresql(ctx: BenchContext, csv_path, n: int, ingest) -> list[Result]:
             cols = [c.name for c in Incident.__table__.columns
                     if c.name not in ("id", "source_batch_id")]  # fmt: skip
             vcols = [c.name for c in VERSIONS.columns if c.name != "id"]  # batch_id: no key
-            incidents = _pg_rows(engine, "incidents", cols, order="ts")
-            versions = _pg_rows(engine, "record_versions", vcols)
+            incidents = rows_text(engine, "incidents", cols, order="ts")
+            versions = rows_text(engine, "record_versions", vcols)
             with engine.connect() as conn:
                 rows = conn.exec_driver_sql(f"SELECT {', '.join(cols)} FROM incidents").fetchall()  # noqa: S608 - schema names
                 days = conn.exec_driver_sql("SELECT DISTINCT date_trunc('day', ts) FROM incidents"

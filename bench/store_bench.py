@@ -22,6 +22,7 @@ from sqlalchemy import (
     select,
 )
 
+from bench.pg_copy import copy_in, rows_text
 from hub import models as m
 from hub.bench import BenchContext, Result, log, register
 from hub.bulk import bulk_insert
@@ -156,7 +157,8 @@ def _load_floor(ctx: BenchContext, loaded: Engine, engine: Engine) -> tuple[int,
 
     from hub.bulk import before_index_build
 
-    names = ", ".join(c.name for c in SIGHTINGS.columns)
+    cols = [c.name for c in SIGHTINGS.columns]
+    names = ", ".join(cols)
     indexes = sorted(SIGHTINGS.indexes, key=lambda ix: ix.name)
     if ctx.backend == "sqlite":
         src = loaded.url.database
@@ -187,26 +189,15 @@ def _load_floor(ctx: BenchContext, loaded: Engine, engine: Engine) -> tuple[int,
         # The rows in PostgreSQL's COPY text form, in time order, rendered untimed: the
         # timed load only hands the server its bytes (COPY is PostgreSQL's own load of
         # rows from outside; an INSERT … SELECT would copy rows already parsed).
-        raw, body = conn.connection.driver_connection, bytearray()
-        with (
-            raw.cursor() as cur,
-            cur.copy(
-                f"COPY (SELECT {names} FROM {SCRATCH_SCHEMA}.sightings ORDER BY ts) TO STDOUT"  # noqa: S608 - schema names
-            ) as cp,
-        ):
-            for block in cp:
-                body += block
-        conn.rollback()
+        raw = conn.connection.driver_connection
+        body = rows_text(engine, f"{SCRATCH_SCHEMA}.sightings", cols, order="ts")
         started = time.perf_counter()
         with conn.begin():
             for ix in indexes:
                 ix.drop(conn)
             for fk in fks:
                 conn.execute(DropConstraint(fk))
-            with raw.cursor() as cur:
-                with cur.copy(f"COPY sightings ({names}) FROM STDIN") as cp:
-                    cp.write(bytes(body))
-                rows = cur.rowcount
+            rows = copy_in(raw, "sightings", cols, body)
             before_index_build(conn)
             for ix in indexes:
                 ix.create(conn)
