@@ -26,6 +26,8 @@ from hub.bench import BenchContext, Result, log, register
 ROWS = {"small": 20_000, "demo": 60_000, "province": 120_000}
 GOAL = 5_500  # reads/s
 CITIES = ("340100", "340200", "341100", "341200")
+BATCH_SIZES = (1, 100)  # reads in the timed single micro-batches
+BATCH_REPEATS = 30
 
 
 def _store(path):
@@ -70,22 +72,22 @@ def _cameras(engine, rng) -> dict[str, list[tuple[str, float, float]]]:
     return out
 
 
-def _reads(n: int, cams, rng) -> list[tuple[str, bytes, str]]:
+def _reads(n: int, cams, rng, cities=CITIES, tag: str = "B") -> list[tuple[str, bytes, str]]:
     from hub.demo import _plates
 
     now = datetime.now(UTC)
-    per_city = np.array_split(np.arange(n), len(CITIES))
+    per_city = np.array_split(np.arange(n), len(cities))
     out = []
-    for city, idx in zip(CITIES, per_city, strict=True):
+    for city, idx in zip(cities, per_city, strict=True):
         plates = _plates(len(idx), np.array([city] * len(idx)), rng)
         pick = rng.integers(0, len(cams[city]), len(idx))
         for i, plate, k in zip(idx, plates, pick, strict=True):
             cam, lon, lat = cams[city][k]
             ts = (now - timedelta(seconds=int(i) % 3600)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            body = json.dumps({"source_id": f"B{i}", "camera": cam, "plate": plate, "ts": ts,
+            body = json.dumps({"source_id": f"{tag}{i}", "camera": cam, "plate": plate, "ts": ts,
                                "lon": lon, "lat": lat, "speed_kmh": 50.0},
                               ensure_ascii=False).encode()  # fmt: skip
-            out.append((city, body, f"{city}:sightings:B{i}"))
+            out.append((city, body, f"{city}:sightings:{tag}{i}"))
     return out
 
 
@@ -129,6 +131,34 @@ def _bare_executemany(src, dst) -> tuple[int, float]:
         con.close()
 
 
+def _batch_costs(engine, cams, rng, sizes=BATCH_SIZES, repeats=BATCH_REPEATS) -> dict[int, float]:
+    """Median seconds of one micro-batch of `n` new reads of one city, stored as the
+    consumer stores it (`StreamConsumer._pipeline`: JSON Lines of the bodies, the stream
+    spec, the watch matching before the commit): what a batch costs whatever its size."""
+    import io
+    import statistics
+
+    from hub.ingest.pipeline import ingest
+    from hub.live.consumer import _match_in, jsonl, stream_spec
+    from hub.security.crypto import FieldCipher
+    from hub.settings import load_settings
+
+    spec, cipher = stream_spec("sightings"), FieldCipher.from_settings(load_settings())
+    out = {}
+    for n in sizes:
+        times = []
+        for k in range(repeats + 1):  # the first untimed
+            bodies = [body for _, body, _ in _reads(n, {c: cams[c] for c in CITIES[:1]}, rng,
+                                                   cities=CITIES[:1], tag=f"M{n}-{k}-")]  # fmt: skip
+            started = time.perf_counter()
+            ingest(engine, city_code=CITIES[0], spec=spec, source=io.BytesIO(jsonl(bodies)),
+                   source_name=f"stream:bench:{n}-{k}", cipher=cipher, after_write=_match_in)  # fmt: skip
+            if k:
+                times.append(time.perf_counter() - started)
+        out[n] = statistics.median(times)
+    return out
+
+
 @register("stream_ingest", needs_store=False)
 def stream_ingest(ctx: BenchContext) -> list[Result]:
     from hub.live import bus
@@ -167,6 +197,8 @@ def stream_ingest(ctx: BenchContext) -> list[Result]:
         seconds = time.perf_counter() - started
     finally:
         server.kill()
+    log("stream_ingest: one micro-batch of 1 / 100 reads, as the consumer stores it ...")
+    costs = _batch_costs(engine, cams, rng)
     engine.dispose()
     rows, bare_s = _bare_executemany(work / "stream.db", work / "bare.db")
     rate = stats.messages / seconds
@@ -184,5 +216,18 @@ def stream_ingest(ctx: BenchContext) -> list[Result]:
             f"({stats.ingest_seconds:.1f} s in the pipeline); "
             f"{stats.rows_rejected} rejected",
             detail={"reads": stats.messages, "stored": rows, "batches": stats.batches},
-        )  # fmt: skip
+        ),  # fmt: skip
+        *(
+            Result(
+                "stream_ingest",
+                f"one micro-batch of {n:,} new read{'s' if n > 1 else ''} of one city (median)",
+                costs[n] * 1000,
+                "ms",
+                higher_is_better=False,
+                note=f"{BATCH_REPEATS} batches on the drained store; a batch is one city and "
+                "dataset, so its fixed cost is paid per city every wait of the consumer "
+                "(Options.max_wait_s)",
+            )  # fmt: skip
+            for n in BATCH_SIZES
+        ),
     ]
