@@ -116,9 +116,26 @@ def principals(tmp_path_factory):
     return by_role
 
 
+@pytest.fixture(scope="module")
+def own_store(tmp_path_factory):
+    """A copy of the seeded province of this module's own: what other tests write into the
+    shared store (file names, notes typed in English) is user data the checker cannot
+    tell from untranslated text, and the result must not depend on the order of tests.
+    A leaked file traced to nothing puts that decision in the audit log it reads."""
+    from hub.service import Hub
+    from hub.settings import load_settings
+    from tests.security_support import seeded_copy
+
+    engine = seeded_copy("sqlite", tmp_path_factory)
+    hub = Hub(engine, load_settings())
+    auditor = hub.sign_in("auditor", "demo-2026")
+    assert hub.identify_export(auditor, "不是任何导出的内容\n".encode(), "线索") is None
+    return engine
+
+
 @pytest.fixture
-def app_env(seeded_sqlite, monkeypatch):
-    monkeypatch.setenv("HUB_DATABASE_URL", seeded_sqlite.url.render_as_string(hide_password=False))
+def app_env(own_store, monkeypatch):
+    monkeypatch.setenv("HUB_DATABASE_URL", own_store.url.render_as_string(hide_password=False))
     st.cache_resource.clear()
     st.cache_data.clear()
     yield

@@ -95,3 +95,28 @@ def test_every_kind_has_a_sentence_in_both_languages(kind: str) -> None:
 
     strings = catalogue()
     assert strings[f"notice_{kind}"]["zh"] and strings[f"notice_{kind}"]["en"]
+
+
+def test_new_notices_of_one_sentence_are_one_toast_with_their_number() -> None:
+    """A car read by three cameras of the city it entered is one toast, not three; more
+    sentences than a check toasts end in one saying how many more wait in the badge."""
+    from datetime import UTC, datetime
+
+    from hub.notify import Notice
+    from ui.notices import TOASTS_PER_CHECK, toasts
+
+    now = datetime(2026, 11, 30, 8, tzinfo=UTC)
+    hit = {"case_no": CASE, "city": CHUZHOU, "from_city": "340100", "watch": 7}
+    names = {CHUZHOU: "滁州市", "340100": "合肥市"}
+    hits = [Notice("watch_hit", i, now, dict(hit)) for i in (1, 2, 3)]
+    other = Notice("request_decided", 9, now, {"city": CHUZHOU, "status": "approved"})
+    shown = toasts([*hits, other], names)
+    assert [text for text, _ in shown] == [
+        f"布控命中：案件 {CASE} 的车辆出现在滁州市（合肥市布控） · 共 3 条",
+        "调阅申请 #9 已批准（滁州市）",
+    ]
+    many = [Notice("request_decided", i, now, {"city": CHUZHOU, "status": "approved"})
+            for i in range(10, 10 + TOASTS_PER_CHECK + 2)]  # fmt: skip
+    shown = toasts(many, names)
+    assert len(shown) == TOASTS_PER_CHECK
+    assert shown[-1][0] == "另有 3 条新通知，见待办"

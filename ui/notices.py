@@ -47,6 +47,24 @@ def notice_text(n: Notice, names: dict[str, str]) -> str:
     return t(f"notice_{n.kind}", id=n.item_id, **params)
 
 
+def toasts(new: Sequence[Notice], names: dict[str, str]) -> list[tuple[str, str | None]]:
+    """The toasts of a check's new notices: one per sentence, with how many said it (a
+    car read by three cameras of the city it entered is one toast, not three), at most
+    `TOASTS_PER_CHECK`, the last saying how many more wait in the badge."""
+    groups: dict[str, list[Notice]] = {}
+    for n in new:
+        groups.setdefault(notice_text(n, names), []).append(n)
+    out = [(t("notice_repeated", text=text, n=len(ns)) if len(ns) > 1 else text,
+            ICONS.get(ns[0].kind)) for text, ns in groups.items()]  # fmt: skip
+    if len(out) <= TOASTS_PER_CHECK:
+        return out
+    rest = sum(len(ns) for ns in list(groups.values())[TOASTS_PER_CHECK - 1 :])
+    return [
+        *out[: TOASTS_PER_CHECK - 1],
+        (t("notice_more_new", n=rest), ":material/notifications:"),
+    ]
+
+
 def _link(n: Notice, names: dict[str, str], role: str) -> None:
     target = dict(n.target)
     spec = PAGES_BY_KEY.get(str(target.pop("page", "")))
@@ -78,8 +96,8 @@ def notice_badge(principal: Principal) -> None:
         names = city_names()
         if before is not None:
             new = [n for n in check.notices if (n.kind, n.item_id) not in before]
-            for n in new[:TOASTS_PER_CHECK]:
-                st.toast(notice_text(n, names), icon=ICONS.get(n.kind))
+            for text, icon in toasts(new, names):
+                st.toast(text, icon=icon)
         label = t("notice_badge", n=check.count) if check.count else t("notice_badge_none")
         with st.popover(label, icon=":material/notifications:"):
             for n in check.notices[:SHOWN]:
