@@ -358,3 +358,78 @@ async def _consumer_info(server):
     info = await nc.jetstream().consumer_info(bus.STREAM, bus.CONSUMER)
     await nc.close()
     return info
+
+
+def test_hostile_bodies_are_rejected_with_a_reason_and_never_stop_the_stream(store, nats_server):
+    """With a watch active (the fast lane reads every body): JSON nested past the parser's
+    depth, and bodies the reader would skip as blank lines (a byte-order mark, Unicode
+    blanks) in one micro-batch with good reads. Every message is a stored read or a
+    reject with its reason; none stops the consumer or vanishes."""
+    ensure(nats_server)
+    cams = add_cameras(store, HEFEI)
+    _watch(store, "皖AW0009")
+    hostile = [b"[" * 1000 + b"]" * 1000, b"\xef\xbb\xbf", "\u00a0".encode(),
+               "\u2028".encode(), "\u3000".encode(), b"\x1c", b" \t "]  # fmt: skip
+    items = [("sightings", sighting(i, cams[0], f"皖A1{i:04d}"), f"ok{i}") for i in range(10)]
+    for k, body in enumerate(hostile):
+        items.insert(2 * k + 1, ("sightings", body, f"hostile{k}"))
+    items.append(("sightings", sighting(99, cams[1], "皖AW0009"), "watched"))
+    asyncio.run(publish_raw(nats_server, HEFEI, items))
+    stats = consume(store, nats_server, Options(max_wait_s=5.0, nak_delay_s=0.1, max_tries=3))
+    assert stats.messages == len(items) and stats.parked == 0
+    assert count(store, m.Sighting) == 11 and count(store, m.WatchHit) == 1
+    assert count(store, m.FeedReject) == len(hostile)
+    with transaction(store) as s:
+        read = s.scalar(select(func.sum(m.FeedBatch.rows_read))
+                        .where(m.FeedBatch.source_name.like("stream:%")))  # fmt: skip
+    assert read == len(items), "a message the reader skipped would be acknowledged unseen"
+
+
+def test_a_record_sent_twice_in_one_micro_batch_is_an_insert_then_an_update(store, nats_server):
+    """Messages are ordered: the second state of a record overwrites the first, with both
+    versions in its history, as when they arrive in two micro-batches."""
+    ensure(nats_server)
+    first = incident(1)
+    second = first.replace(b'"status": "open"', b'"status": "closed"')
+    asyncio.run(publish_raw(nats_server, HEFEI, [("incidents", first, "u1"),
+                                                 ("incidents", incident(2), "u2"),
+                                                 ("incidents", second, "u3")]))  # fmt: skip
+    stats = consume(store, nats_server, Options(max_wait_s=5.0))
+    assert stats.messages == 3 and count(store, m.FeedReject) == 0
+    with transaction(store) as s:
+        status = s.scalar(select(m.Incident.status).where(m.Incident.source_id == "INC-1"))
+        ops = s.execute(text("SELECT op FROM record_versions WHERE source_id = 'INC-1' "
+                             "ORDER BY id")).scalars().all()  # fmt: skip
+    assert status == "closed" and ops == ["insert", "update"]
+
+
+def test_a_message_too_big_to_park_beside_its_reason_is_parked_cut_short(store, nats_server):
+    """A body at the bus's size limit cannot be republished with the reason's headers: it
+    is parked with its reason and its first bytes (the whole stays in HUB_FEEDS under its
+    sequence), and the stream goes on."""
+    ensure(nats_server)
+    body = b'{"source_id": "BIG", "summary": "' + b"x" * 65_300 + b'\xff"}'
+    items = [("incidents", incident(i), f"b{i}") for i in range(5)]
+    items.insert(2, ("incidents", body, "big"))
+    asyncio.run(publish_raw(nats_server, HEFEI, items))
+    stats = consume(store, nats_server)
+    assert stats.parked == 1 and count(store, m.Incident) == 5
+    (dead,) = LiveFacade(hub_endpoint(nats_server), store).dead_letters()
+    assert dead.reason == "bad_encoding" and dead.size == len(body) and dead.stream_seq == 3
+
+
+def test_clock_words_and_infinite_numbers_are_no_values(store):
+    """pandas reads "now" and "today" as the clock's time and Arrow reads "Infinity" as a
+    number: a record's time and quantities are neither."""
+    cams = add_cameras(store, HEFEI)
+    good = sighting(1, cams[0], "皖A10001")
+    bodies = [good,
+              good.replace(b'"S-1"', b'"S-2"').replace(b'"ts": "', b'"ts": "now", "x": "'),
+              good.replace(b'"S-1"', b'"S-3"').replace(b'"ts": "', b'"ts": "today", "x": "'),
+              good.replace(b'"S-1"', b'"S-4"').replace(b"52.5", b"Infinity"),
+              good.replace(b'"S-1"', b'"S-5"').replace(b"52.5", b"1e400")]  # fmt: skip
+    report = ingest(store, city_code=HEFEI, spec=stream_spec("sightings"),
+                    source=io.BytesIO(jsonl(bodies)), source_name="clock-words",
+                    cipher=FieldCipher.from_settings(load_settings()))  # fmt: skip
+    assert report.rows_inserted == 1 and report.rows_rejected == 4
+    assert report.reasons == {"bad_datetime": 2, "not_number": 2}

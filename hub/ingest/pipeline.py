@@ -243,7 +243,8 @@ class _Problems:
 
 
 def _parse_times(s: pd.Series, fmt: str, tz: str) -> pd.Series:
-    present = s != ""
+    # "now" and "today" are words pandas reads as the clock's time: never a record's.
+    present = (s != "") & ~s.isin(_CLOCK_WORDS)
     if fmt in ("epoch_s", "epoch_ms"):
         num = pd.to_numeric(s.where(present), errors="coerce")
         return pd.to_datetime(
@@ -257,6 +258,9 @@ def _parse_times(s: pd.Series, fmt: str, tz: str) -> pd.Series:
     if getattr(parsed.dtype, "tz", None) is None:
         parsed = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
     return parsed.dt.tz_convert("UTC").dt.as_unit("us")
+
+
+_CLOCK_WORDS = ("now", "today")
 
 
 def _one_time(value: str, tz: str):
@@ -275,9 +279,10 @@ def _to_number(s: pd.Series, present: np.ndarray) -> pd.Series:
     values = pd.Series(s.where(present), dtype="str")
     try:
         parsed = pc.cast(pa.array(values.array), pa.float64())
+        out = pd.Series(parsed.to_numpy(zero_copy_only=False), index=s.index, dtype="float64")
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
-        return pd.to_numeric(values, errors="coerce").astype("float64")
-    return pd.Series(parsed.to_numpy(zero_copy_only=False), index=s.index, dtype="float64")
+        out = pd.to_numeric(values, errors="coerce").astype("float64")
+    return out.where(np.isfinite(out))  # "Infinity", 1e400: no quantity of a record
 
 
 def _check_unique(s: pd.Series, check: Callable[[str], str | None]) -> pd.Series:
@@ -1423,7 +1428,8 @@ def ingest(
         _record_failure(engine, report, spec, digest, principal, now, err, started)
         raise err from None
     except (ValueError, TypeError, KeyError, OverflowError) as exc:  # a feed we did not foresee
-        err = FeedError("ingest_failed", f"the feed could not be processed: {exc}",
+        why = str(exc) or type(exc).__name__  # OverflowError() says nothing of itself
+        err = FeedError("ingest_failed", f"the feed could not be processed: {why}",
                         detail=f"{type(exc).__name__}: {exc}"[:200])  # fmt: skip
         if dry_run:
             return _would_fail(report, err, started)

@@ -294,6 +294,11 @@ def read_jsonl(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
                     ) from None
                 problems.append(ReadProblem(n, raw[:MAX_RAW], "not_json", {"detail": exc.msg}))
                 continue
+            except RecursionError:  # nested deeper than any record of the standard
+                problems.append(
+                    ReadProblem(n, raw[:MAX_RAW], "not_json", {"detail": "nested too deeply"})
+                )
+                continue
             if not isinstance(obj, dict):
                 problems.append(ReadProblem(n, raw[:MAX_RAW], "not_object"))
                 continue
@@ -332,6 +337,9 @@ def read_geojson(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
             ) from None
         raise FeedError("bad_file", f"not valid JSON: {exc.msg} at character {exc.pos}",
                         detail=exc.msg) from None  # fmt: skip
+    except RecursionError:
+        raise FeedError("bad_file", "not valid JSON: nested too deeply",
+                        detail="nested too deeply") from None  # fmt: skip
     features = doc.get("features") if isinstance(doc, dict) else None
     if not isinstance(features, list):
         raise FeedError("bad_file", "not a GeoJSON FeatureCollection", detail="no features")

@@ -93,10 +93,43 @@ def stream_spec(dataset: str) -> Spec:
 
 
 def jsonl(bodies: list[bytes]) -> bytes:
-    """Message bodies as JSON Lines: line breaks inside one JSON document are blanks
-    (JSON allows none inside strings), an empty body is a document that is no object."""
-    lines = [b.replace(b"\r", b" ").replace(b"\n", b" ").strip() or b'""' for b in bodies]
-    return b"\n".join(lines) + b"\n"
+    """Message bodies as JSON Lines, one line each: line breaks inside one JSON document
+    are blanks (JSON allows none inside strings), and a body the reader would skip as a
+    blank line (empty, a byte-order mark, Unicode blanks) is a document that is no object,
+    so that every message is a row, stored or rejected with its reason."""
+    return b"\n".join(map(_line, bodies)) + b"\n"
+
+
+def _line(body: bytes) -> bytes:
+    line = body.replace(b"\r", b" ").replace(b"\n", b" ").strip()
+    try:
+        blank = not line.decode("utf-8").strip().lstrip("\ufeff").strip()
+    except UnicodeDecodeError:  # the reader refuses the batch's encoding: split, then parked
+        blank = False
+    return b'""' if blank else line
+
+
+def _generations(msgs: list, key: list[str]) -> list[list]:
+    """`msgs` (in stream order) as consecutive runs in which no record key repeats: a
+    record sent twice within one micro-batch is an insert then an update, in the order
+    sent, not a conflict within one file (`conflicting_duplicate`). Nearly always one run."""
+    if not key:
+        return [msgs]
+    seen: dict[tuple, int] = {}
+    runs: list[list] = []
+    for m in msgs:
+        try:
+            doc = json.loads(m.data)
+            k = tuple(str(doc.get(f)).strip() for f in key) if isinstance(doc, dict) else None
+        except (ValueError, RecursionError):
+            k = None  # rejected by the pipeline whichever run it is in
+        n = 0 if k is None else seen.get(k, -1) + 1
+        if k is not None:
+            seen[k] = n
+        while len(runs) <= n:
+            runs.append([])
+        runs[n].append(m)
+    return runs
 
 
 def _transient(exc: BaseException) -> bool:
@@ -211,9 +244,16 @@ class _FastLane:
             return False
         try:
             plate = json.loads(msg.data).get("plate")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # the pipeline says why
             return False
         return isinstance(plate, str) and normalize_plate(plate) in self.plates
+
+
+def _header_bytes(headers: dict[str, str]) -> int:
+    """What `headers` add to a message on the wire (NATS/1.0, a line each, a blank line),
+    with room to spare for what the client adds."""
+    lines = sum(len(k) + len(v.encode()) + 4 for k, v in headers.items())
+    return len("NATS/1.0\r\n") + lines + 2 + 64
 
 
 async def _in_progress(msgs: list) -> None:
@@ -240,6 +280,7 @@ class StreamConsumer:
         self.stats = Stats()
         self._specs = {d: stream_spec(d) for d in bus.STREAM_DATASETS}
         self._js = None
+        self._max_payload = 64 << 10  # the server's, once connected
 
     # --- one micro-batch ----------------------------------------------------------------
 
@@ -309,10 +350,23 @@ class StreamConsumer:
         tail = ".".join(parsed) if parsed else "unknown.unknown"
         headers = {
             "Nats-Msg-Id": f"dead:{seq}", "Hub-Subject": msg.subject, "Hub-Stream-Seq": str(seq),
-            "Hub-Reason": code, "Hub-Error": reason[:500],
+            "Hub-Reason": code, "Hub-Error": " ".join(reason.split())[:500] or code,
             "Hub-Deliveries": str(msg.metadata.num_delivered),
         }  # fmt: skip
-        await self._js.publish(f"{bus.DEAD_PREFIX}.{tail}", msg.data, headers=headers)
+        body = msg.data
+        room = self._max_payload - _header_bytes({**headers, "Hub-Body-Truncated": str(len(body))})
+        if len(body) > room:  # the reason must fit beside it: the whole body stays in
+            headers["Hub-Body-Truncated"] = str(len(body))  # HUB_FEEDS under its sequence
+            body = body[: max(0, room)]
+        try:
+            await self._js.publish(f"{bus.DEAD_PREFIX}.{tail}", body, headers=headers)
+        except Exception as exc:  # noqa: BLE001 - the bus refused or is away: try again later
+            log.warning("cannot park message %s of %s (%s); it comes back later", seq,
+                        msg.subject, exc)  # fmt: skip
+            self.stats.retried += 1
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=self.options.nak_delay_s)
+            return
         await msg.term()  # parked: the bus never delivers it again
         self.stats.parked += 1
         log.warning("parked message %s of %s: %s", seq, msg.subject, code)
@@ -324,7 +378,9 @@ class StreamConsumer:
                 await self._park(m, "unknown_dataset", f"no streamed dataset on {subject}")
             return
         msgs.sort(key=lambda m: m.metadata.sequence.stream)
-        await self._store(parsed[0], self._specs[parsed[1]], subject, msgs)
+        spec = self._specs[parsed[1]]
+        for run in _generations(msgs, spec.key):
+            await self._store(parsed[0], spec, subject, run)
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -445,6 +501,7 @@ class StreamConsumer:
         )  # fmt: skip
         try:
             self._js = nc.jetstream()
+            self._max_payload = nc.max_payload or self._max_payload
             await bus.ensure_streams(self._js, self.endpoint.replicas)
             sub = await self._js.pull_subscribe_bind(durable=bus.CONSUMER, stream=bus.STREAM)
             await asyncio.to_thread(_rematch_recent, self.engine, self.options.rematch_batches)

@@ -177,5 +177,6 @@ def _dead_letter(raw) -> DeadLetter:
     return DeadLetter(
         raw.seq, h.get("Hub-Subject", ""), int(h.get("Hub-Stream-Seq", 0)),
         h.get("Hub-Reason", ""), h.get("Hub-Error", ""), int(h.get("Hub-Deliveries", 0)),
-        len(raw.data or b""), parked,
+        # A body too big to park beside its reason is cut short: its size as sent.
+        int(h.get("Hub-Body-Truncated") or len(raw.data or b"")), parked,
     )  # fmt: skip
