@@ -433,3 +433,18 @@ def test_clock_words_and_infinite_numbers_are_no_values(store):
                     cipher=FieldCipher.from_settings(load_settings()))  # fmt: skip
     assert report.rows_inserted == 1 and report.rows_rejected == 4
     assert report.reasons == {"bad_datetime": 2, "not_number": 2}
+
+
+def test_one_impossible_value_is_a_reject_not_a_failed_batch(store):
+    """A whole number no column holds and a point off the earth are rows refused with
+    their reason; the rest of the batch (a file of a million rows, as a micro-batch) is
+    stored. Both used to fail the whole batch (a cast, an H3 cell)."""
+    bodies = [incident(i) for i in range(4)]
+    bodies[1] = bodies[1].replace(b'"severity": 2', b'"severity": 1e20')
+    bodies[2] = bodies[2].replace(b'"lon": ', b'"lon": 1e308, "x": ')
+    bodies[3] = bodies[3].replace(b'"lat": ', b'"lat": -1e308, "x": ')
+    report = ingest(store, city_code=HEFEI, spec=stream_spec("incidents"),
+                    source=io.BytesIO(jsonl(bodies)), source_name="impossible",
+                    cipher=FieldCipher.from_settings(load_settings()))  # fmt: skip
+    assert report.status == "done" and report.rows_inserted == 1 and report.rows_rejected == 3
+    assert report.reasons == {"unknown_code": 1, "outside_province": 2}

@@ -32,7 +32,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    SmallInteger,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import AddConstraint, DropConstraint
@@ -263,6 +274,17 @@ def _parse_times(s: pd.Series, fmt: str, tz: str) -> pd.Series:
 _CLOCK_WORDS = ("now", "today")
 
 
+def _int_limit(ds: Dataset, name: str) -> int:
+    """The largest magnitude the field's column holds on every backend (PostgreSQL's
+    INTEGER is 32 bits, SMALLINT 16; a BIGINT is kept to what a float64 holds exactly)."""
+    col = ds.table.c.get(name)
+    if col is not None and isinstance(col.type, BigInteger):
+        return 2**53
+    if col is not None and isinstance(col.type, SmallInteger):
+        return 2**15 - 1
+    return 2**31 - 1
+
+
 def _one_time(value: str, tz: str):
     try:
         ts = pd.Timestamp(value)
@@ -341,6 +363,10 @@ def _validate(std: pd.DataFrame, spec: Spec, ds: Dataset, now: datetime,
             if f.kind == "int":
                 bad |= present & (num.notna() & (num != num.round())).to_numpy()
             p.add(bad & ~not_code, "not_integer" if f.kind == "int" else "not_number", name, s)
+            if f.kind == "int":  # a whole number the column cannot hold (1e20, 2**40)
+                big = present & ~bad & (num.abs() > _int_limit(ds, name)).to_numpy()
+                p.add(big & ~not_code, "out_of_range", name, s, limit=_int_limit(ds, name))
+                bad |= big
             typed[name] = num.where(~bad).round().astype("Int64") if f.kind == "int" else num
         elif f.kind in ("datetime", "date"):
             fmt = spec.datetime_formats.get(name, "ISO8601")
@@ -860,7 +886,8 @@ def _check(c: _Check, frame: pd.DataFrame) -> _Checked:
     typed = _validate(std, c.spec, c.ds, c.now, p, c.districts)
     keys = _source_ids(frame, c.spec, p)
     if c.ds.has_point and "lon" in typed and "lat" in typed:
-        _locate(typed, c.spec, c.city, p, c.city_shape)
+        with np.errstate(over="ignore", invalid="ignore"):  # 1e308: refused, not a warning
+            _locate(typed, c.spec, c.city, p, c.city_shape)
     out = _records(c, typed, keys, n, p)
     accepted = np.flatnonzero(~p.any)
     content = pd.util.hash_pandas_object(
@@ -1239,7 +1266,9 @@ def _records(c: _Check, typed: dict[str, pd.Series], keys: pd.Series, n: int,
         rep = typed.get("reported_at")
         out["reported_at"] = ts if rep is None else rep.where(rep.notna(), ts)
         lat, lon = typed["lat"].to_numpy(), typed["lon"].to_numpy()
-        ok = ~(np.isnan(lat) | np.isnan(lon))
+        # A point off the earth (refused as outside the province) has no cell either.
+        with np.errstate(invalid="ignore"):
+            ok = (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
         r7 = np.full(n, None, dtype=object)
         r8 = np.full(n, None, dtype=object)
         if ok.any():
