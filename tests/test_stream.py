@@ -4,6 +4,7 @@ after commit, redelivery changes nothing, poison parked, kill and restart, bus d
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
 import signal
@@ -428,7 +429,9 @@ def test_clock_words_and_infinite_numbers_are_no_values(store):
               good.replace(b'"S-1"', b'"S-3"').replace(b'"ts": "', b'"ts": "today", "x": "'),
               good.replace(b'"S-1"', b'"S-4"').replace(b"52.5", b"Infinity"),
               good.replace(b'"S-1"', b'"S-5"').replace(b"52.5", b"1e400")]  # fmt: skip
-    report = ingest(store, city_code=HEFEI, spec=stream_spec("sightings"),
+    # A file's spec (a zone for times without one): over the bus "now" has no zone at all.
+    spec = dataclasses.replace(stream_spec("sightings"), timezone="Asia/Shanghai")
+    report = ingest(store, city_code=HEFEI, spec=spec,
                     source=io.BytesIO(jsonl(bodies)), source_name="clock-words",
                     cipher=FieldCipher.from_settings(load_settings()))  # fmt: skip
     assert report.rows_inserted == 1 and report.rows_rejected == 4
@@ -448,3 +451,20 @@ def test_one_impossible_value_is_a_reject_not_a_failed_batch(store):
                     cipher=FieldCipher.from_settings(load_settings()))  # fmt: skip
     assert report.status == "done" and report.rows_inserted == 1 and report.rows_rejected == 3
     assert report.reasons == {"unknown_code": 1, "outside_province": 2}
+
+
+def test_the_bus_contract_refuses_times_without_a_zone(store):
+    """A time with no zone would be read in some zone the vendor never meant (local time
+    taken as UTC is eight hours off): over the bus every time carries its zone."""
+    cams = add_cameras(store, HEFEI)
+    good = sighting(1, cams[0], "皖A10001")
+    stamp = (datetime.now(UTC) - timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%S")
+    bodies = [good.replace(b"+00:00", b"Z").replace(b'"S-1"', b'"S-0"'), good,
+              good.replace(b"+00:00", b"+0000").replace(b'"S-1"', b'"S-4"')]  # fmt: skip
+    for i, naive in enumerate((stamp, stamp[:10], stamp.replace("T", " ")), start=5):
+        bodies.append(good.replace(b'"S-1"', f'"S-{i}"'.encode())
+                      .replace(b'"ts": "', f'"ts": "{naive}", "x": "'.encode()))  # fmt: skip
+    report = ingest(store, city_code=HEFEI, spec=stream_spec("sightings"),
+                    source=io.BytesIO(jsonl(bodies)), source_name="zones",
+                    cipher=FieldCipher.from_settings(load_settings()))  # fmt: skip
+    assert report.rows_inserted == 3 and report.reasons == {"no_zone": 3}

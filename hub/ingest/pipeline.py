@@ -272,6 +272,8 @@ def _parse_times(s: pd.Series, fmt: str, tz: str) -> pd.Series:
 
 
 _CLOCK_WORDS = ("now", "today")
+# An ISO 8601 time of day with its zone at the end: 08:00Z, 08:00:00.5+08, 080000+0800.
+_ZONE = r"\d\d:?\d\d(?::?\d\d(?:[.,]\d+)?)?(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
 
 
 def _int_limit(ds: Dataset, name: str) -> int:
@@ -370,9 +372,14 @@ def _validate(std: pd.DataFrame, spec: Spec, ds: Dataset, now: datetime,
             typed[name] = num.where(~bad).round().astype("Int64") if f.kind == "int" else num
         elif f.kind in ("datetime", "date"):
             fmt = spec.datetime_formats.get(name, "ISO8601")
-            ts = _parse_times(s, fmt, spec.timezone)
-            bad = present & ts.isna().to_numpy()
+            zoneless = np.zeros(len(s), dtype=bool)
+            if spec.zone_required and fmt not in ("epoch_s", "epoch_ms"):
+                zoneless = present & ~s.str.contains(_ZONE, na=False).to_numpy()
+                p.add(zoneless, "no_zone", name, s)
+            ts = _parse_times(s.where(~zoneless, ""), fmt, spec.local_zone)
+            bad = present & ~zoneless & ts.isna().to_numpy()
             p.add(bad, "bad_datetime", name, s, format=fmt)
+            bad |= zoneless
             ok = ~bad & present
             p.add(ok & (ts > now + FUTURE_SLACK).to_numpy(), "in_future", name, s)
             if f.kind == "datetime":
@@ -380,7 +387,7 @@ def _validate(std: pd.DataFrame, spec: Spec, ds: Dataset, now: datetime,
                 p.add(ok & (ts < oldest).to_numpy(), "too_old", name, s, days=spec.max_age_days)
                 typed[name] = ts
             else:
-                typed[name] = ts.dt.tz_convert(spec.timezone).dt.date.where(ok, None)
+                typed[name] = ts.dt.tz_convert(spec.local_zone).dt.date.where(ok, None)
         elif f.kind == "bool":
             low = s.str.lower()
             val = pd.Series(np.where(low.isin(_TRUE), True, np.where(low.isin(_FALSE), False, None)),
@@ -1567,7 +1574,7 @@ def _judge(report: BatchReport, run: _Run, spec: Spec, accept: frozenset[str]) -
     """The guardrails over the whole batch: a finding not accepted fails it."""
     t = run.tally
     findings = [
-        *guardrails.time_findings(run.guard, spec.timezone),
+        *guardrails.time_findings(run.guard, spec.local_zone),
         *guardrails.position_findings(run.guard),
         *guardrails.encoding_findings(run.guard, spec.encoding),
         *guardrails.reject_findings(

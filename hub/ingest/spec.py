@@ -76,6 +76,10 @@ class FeedError(HubError):
     """A feed or spec the hub cannot take: nothing of it was stored. `code` names why."""
 
 
+ZONE_REQUIRED = "required"  # `timezone` of a feed whose every time carries its zone
+LOCAL_ZONE = "Asia/Shanghai"
+
+
 def _bad(message: str, **params: object) -> FeedError:
     return FeedError("bad_spec", f"bad spec: {message}", problem=message, **params)
 
@@ -105,6 +109,16 @@ class Spec:
     else_values: dict[str, str] = field(default_factory=dict)  # field -> code for the rest
     max_reject_share: float = 0.2  # over this share of rejected rows the batch fails
     text: str = ""  # the TOML as given, kept with each batch for lineage
+
+    @property
+    def zone_required(self) -> bool:
+        """Every time must carry its zone (`timezone = "required"`: the bus's contract)."""
+        return self.timezone == ZONE_REQUIRED
+
+    @property
+    def local_zone(self) -> str:
+        """The zone times without one are read in, and dates and findings are told in."""
+        return LOCAL_ZONE if self.zone_required else self.timezone
 
     @property
     def source_columns(self) -> list[str]:
@@ -218,9 +232,10 @@ def parse_spec(text: str, *, origin: str = "spec", strict: bool = True) -> Spec:
     crs = str(raw.get("crs", "wgs84")).lower()
     if crs not in SYSTEMS:
         raise _bad(f"unknown coordinate system {crs!r}; one of {', '.join(SYSTEMS)}")
-    tz = str(raw.get("timezone", "Asia/Shanghai"))
+    tz = str(raw.get("timezone", LOCAL_ZONE))
     try:
-        ZoneInfo(tz)
+        if tz != ZONE_REQUIRED:
+            ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise _bad(f"unknown time zone {tz!r}") from None
     classification = str(raw.get("classification", "internal"))
