@@ -468,3 +468,17 @@ def test_the_bus_contract_refuses_times_without_a_zone(store):
                     source=io.BytesIO(jsonl(bodies)), source_name="zones",
                     cipher=FieldCipher.from_settings(load_settings()))  # fmt: skip
     assert report.rows_inserted == 3 and report.reasons == {"no_zone": 3}
+
+
+def test_an_object_or_a_list_where_one_value_belongs_is_a_reject(store):
+    """JSON lets a field hold an object or a list; stored, it would read as Python's text
+    of it (a key {'$gt': ''}). It is refused with the field that held it."""
+    bodies = [incident(1),
+              incident(2).replace(b'"INC-2"', b'{"$gt": ""}'),
+              incident(3).replace(b'"test 3"', b'["a", "b"]')]  # fmt: skip
+    report = ingest(store, city_code=HEFEI, spec=stream_spec("incidents"),
+                    source=io.BytesIO(jsonl(bodies)), source_name="nested",
+                    cipher=FieldCipher.from_settings(load_settings()))  # fmt: skip
+    assert report.rows_inserted == 1 and report.reasons == {"not_scalar": 2}
+    with transaction(store) as s:
+        assert s.scalars(select(m.Incident.source_id)).all() == ["INC-1"]

@@ -277,6 +277,7 @@ def read_jsonl(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
         if text_lines and text_lines[-1] == "":
             text_lines.pop()
         records, rows, problems = [], [], []
+        cols = spec.source_columns
         at_end = source.tell() >= size
         for i, raw in enumerate(text_lines):
             n = line + i
@@ -302,6 +303,10 @@ def read_jsonl(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
             if not isinstance(obj, dict):
                 problems.append(ReadProblem(n, raw[:MAX_RAW], "not_object"))
                 continue
+            nested = next((c for c in cols if isinstance(obj.get(c), dict | list)), None)
+            if nested is not None:  # its text would be Python's, not the sender's
+                problems.append(ReadProblem(n, raw[:MAX_RAW], "not_scalar", {"field": nested}))
+                continue
             if len(obj) > MAX_COLUMNS:
                 problems.append(ReadProblem(n, raw[:MAX_RAW], "field_count",
                                             {"expected": len(spec.source_columns), "actual": len(obj)}))  # fmt: skip
@@ -313,7 +318,6 @@ def read_jsonl(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
                           records=True)  # fmt: skip
             checked = True
         line += len(lines)
-        cols = spec.source_columns
         total += len(records)
         n_problems += len(problems)
         yield Chunk(_records_frame(records, cols), np.array(rows, dtype=np.int64), problems,
