@@ -28,6 +28,7 @@ from hub.ingest.spec import FeedError, load_spec, shipped_specs
 from hub.security import audit
 from hub.security.errors import AccessDenied
 from hub.security.policy import Principal
+from hub.security.watermark import safe_csv
 
 if TYPE_CHECKING:
     from hub.service import Hub
@@ -132,7 +133,7 @@ class FeedDesk:
         frame["reasons"] = frame["reasons"].map(
             lambda rs: "; ".join(quality.reason_text(r) for r in rs)
         )
-        return frame.to_csv(index=False).encode("utf-8-sig")
+        return safe_csv(frame)
 
     def rollback(self, principal: Principal, batch_id: int) -> history.RollbackReport:
         """Undo a batch exactly (`hub.ingest.history.rollback`), audited."""

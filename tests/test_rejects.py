@@ -97,3 +97,26 @@ def test_the_admin_sees_no_row_content(fed):
     assert [(e.action, e.dataset, e.result_count, e.username) for e in last] == [
         ("export", "feed_rejects", 4, "admin"), ("view", "feed_rejects", 4, "admin"),
     ]  # fmt: skip
+
+
+def test_a_reject_file_carries_no_formula_a_feed_sent(tmp_path_factory):
+    """A rejected line is what a feed sent; in the reject file a spreadsheet opens it is
+    text, never a formula (masking only hides digits: the formula would survive it)."""
+    import csv
+
+    from ui.feeds import reject_csv
+
+    engine = seeded_copy("sqlite", tmp_path_factory)
+    hub = Hub(engine, load_settings())
+    lines = [ROWS[0], f"=cmd|' /C calc {GOOD_PHONE}'!A0", "@SUM(1+9)*cmd|' /C calc'!A0",
+             f"+{NAME};女;19821301;{GOOD_ID};{GOOD_PHONE};-1+1"]  # fmt: skip
+    report = ingest(engine, city_code="340300", spec=load_spec("bengbu_persons_nokey"),
+                    source=io.BytesIO(("\n".join(lines) + "\n").encode()), source_name="f.csv",
+                    cipher=hub.cipher, now=NOW)  # fmt: skip
+    approver = principal(engine, "province.approver")
+    for data in (hub.reject_file(approver, report.batch_id),
+                 reject_csv(hub, approver, report.batch_id)):  # fmt: skip
+        cells = [c for row in csv.reader(io.StringIO(data.decode("utf-8-sig"))) for c in row]
+        assert any("cmd|" in c for c in cells)
+        assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")], cells
+    engine.dispose()

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from hub.security.errors import HubError
+from hub.security.watermark import safe_csv
 from ui.errors import show_error
 from ui.i18n import catalogue, t
 from ui.tables import LOCAL_TZ, localise, record_table
@@ -135,7 +136,7 @@ def reject_csv(hub, principal, batch_id: int) -> bytes:
     rows = hub.feeds.reject_rows(principal, batch_id)
     rows["reasons"] = rows["reasons"].map(reason_line)
     shown = rows.rename(columns={c: t(f"field_{c}") for c in rows.columns})
-    return shown.to_csv(index=False).encode("utf-8-sig")
+    return safe_csv(shown)
 
 
 def rejects_table(hub, principal, batch_id: int) -> None:

@@ -80,6 +80,12 @@ PROPERTY_NAME = "hub_export_mark"
 MAX_EXPORT_ID = 2 ** (8 * _ID_BYTES) - 1
 
 
+def safe_csv(frame) -> bytes:
+    """A table as a CSV file for a spreadsheet (UTF-8 with BOM), every cell `neutralise`d:
+    what a feed sent (a rejected row's raw text) is data, never a formula."""
+    return frame.map(neutralise).to_csv(index=False).encode("utf-8-sig")
+
+
 def neutralise(value):
     """Make one cell value safe from spreadsheet formula injection.
 
