@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import threading
@@ -178,6 +179,9 @@ def _sha256(source: BinaryIO) -> str:
     return digest.hexdigest()
 
 
+log = logging.getLogger("hub.ingest")
+
+
 # --- map --------------------------------------------------------------------------------
 
 
@@ -254,8 +258,9 @@ class _Problems:
 
 
 def _parse_times(s: pd.Series, fmt: str, tz: str) -> pd.Series:
-    # "now" and "today" are words pandas reads as the clock's time: never a record's.
-    present = (s != "") & ~s.isin(_CLOCK_WORDS)
+    # "now" and "today" are words pandas reads as the clock's time: never a record's; a
+    # signed (expanded) year is no record's either, and pandas cannot hold most of them.
+    present = (s != "") & ~s.isin(_CLOCK_WORDS) & ~s.str.startswith(("-", "+"))
     if fmt in ("epoch_s", "epoch_ms"):
         num = pd.to_numeric(s.where(present), errors="coerce")
         return pd.to_datetime(
@@ -263,12 +268,14 @@ def _parse_times(s: pd.Series, fmt: str, tz: str) -> pd.Series:
         )
     try:
         parsed = pd.to_datetime(s.where(present), format=fmt, errors="coerce")
-    except (ValueError, TypeError):  # mixed zones: parse each distinct value alone
-        uniq = {v: _one_time(v, tz) for v in s[present].unique()}
-        return pd.to_datetime(s.map(uniq), utc=True)
-    if getattr(parsed.dtype, "tz", None) is None:
-        parsed = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-    return parsed.dt.tz_convert("UTC").dt.as_unit("us")
+        if getattr(parsed.dtype, "tz", None) is None:
+            parsed = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+        return parsed.dt.tz_convert("UTC").dt.as_unit("us")
+    except (ValueError, TypeError, OverflowError, NotImplementedError):
+        # Mixed zones, or a value out of range for the column as a whole (a year 9999 with
+        # nanoseconds, a negative year): each distinct value alone, a bad one NaT.
+        uniq = {v: _one_time(v, fmt, tz) for v in s[present].unique()}
+        return pd.to_datetime(s.map(uniq), utc=True).dt.as_unit("us")
 
 
 _CLOCK_WORDS = ("now", "today")
@@ -287,12 +294,17 @@ def _int_limit(ds: Dataset, name: str) -> int:
     return 2**31 - 1
 
 
-def _one_time(value: str, tz: str):
+def _one_time(value: str, fmt: str, tz: str):
+    """One time in the spec's own format (never a guess at day or month order), in UTC
+    microseconds; NaT where it cannot be one (in a gap or overlap of the zone's clock, out
+    of range)."""
     try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
+        ts = pd.to_datetime(value, format=fmt)
+        if ts.tzinfo is None:
+            ts = ts.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+        return pd.NaT if ts is pd.NaT else ts.tz_convert("UTC").as_unit("us")
+    except (ValueError, TypeError, OverflowError, NotImplementedError):
         return pd.NaT
-    return ts.tz_localize(tz) if ts.tzinfo is None else ts
 
 
 def _to_number(s: pd.Series, present: np.ndarray) -> pd.Series:
@@ -1463,7 +1475,9 @@ def ingest(
             return _would_fail(report, err, started)
         _record_failure(engine, report, spec, digest, principal, now, err, started)
         raise err from None
-    except (ValueError, TypeError, KeyError, OverflowError) as exc:  # a feed we did not foresee
+    except Exception as exc:  # noqa: BLE001 - a feed we did not foresee: refused, never a trace
+        if not isinstance(exc, ValueError | TypeError | KeyError | OverflowError):
+            log.exception("ingest of %s failed unforeseen", source_name)
         why = str(exc) or type(exc).__name__  # OverflowError() says nothing of itself
         err = FeedError("ingest_failed", f"the feed could not be processed: {why}",
                         detail=f"{type(exc).__name__}: {exc}"[:200])  # fmt: skip

@@ -118,6 +118,10 @@ def _check_header(
             limit=MAX_COLUMNS,
         )
     wanted = spec.required_columns if records else spec.source_columns
+    twice = sorted({c for c in header if c in spec.source_columns and header.count(c) > 1})
+    if twice:  # which of the two the spec means cannot be told
+        raise FeedError("duplicate_column", "the header names column(s) twice: " + ", ".join(twice),
+                        columns=", ".join(twice))  # fmt: skip
     missing = [c for c in wanted if c not in header]
     if not missing:
         return
@@ -177,7 +181,12 @@ def read_csv(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
         source.readline()
     header_bytes = source.readline()
     header_text = _decode(header_bytes, spec, spec.header_row).lstrip("\ufeff").rstrip("\r\n")
-    header = [h.strip() for h in next(csv.reader([header_text], delimiter=spec.delimiter))]
+    try:
+        header = [h.strip() for h in next(csv.reader([header_text], delimiter=spec.delimiter))]
+    except csv.Error as exc:  # lines that end in CR alone (old Mac files): one long line
+        raise FeedError("bad_file", f"cannot read the header: {exc}",
+                        detail="lines must end in LF or CRLF, not CR alone"
+                        if "\r" in header_text else str(exc)[:200]) from None  # fmt: skip
     _check_header(header, spec, spec.delimiter)
     ends_ok = _ends_with_newline(source, size)
     parse = pacsv.ParseOptions(delimiter=spec.delimiter, invalid_row_handler=None)
@@ -264,6 +273,19 @@ def _records_frame(records: list[dict], columns: list[str]) -> pd.DataFrame:
     )
 
 
+def _lone_surrogate(obj: dict, cols: list[str]) -> bool:
+    """Whether a value the spec reads holds half of a UTF-16 pair (JSON lets `\\ud800`
+    stand alone; no text can be encoded with it)."""
+    for c in cols:
+        v = obj.get(c)
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
 def read_jsonl(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
     size = _size(source)
     _empty(source, size)
@@ -295,6 +317,11 @@ def read_jsonl(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
                     ) from None
                 problems.append(ReadProblem(n, raw[:MAX_RAW], "not_json", {"detail": exc.msg}))
                 continue
+            except ValueError as exc:  # an integer of more digits than Python converts
+                problems.append(
+                    ReadProblem(n, raw[:MAX_RAW], "not_json", {"detail": str(exc)[:80]})
+                )
+                continue
             except RecursionError:  # nested deeper than any record of the standard
                 problems.append(
                     ReadProblem(n, raw[:MAX_RAW], "not_json", {"detail": "nested too deeply"})
@@ -302,6 +329,11 @@ def read_jsonl(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
                 continue
             if not isinstance(obj, dict):
                 problems.append(ReadProblem(n, raw[:MAX_RAW], "not_object"))
+                continue
+            if "\\u" in raw and _lone_surrogate(obj, cols):  # "\ud800": no character at all
+                problems.append(
+                    ReadProblem(n, raw[:MAX_RAW], "not_json", {"detail": "lone surrogate"})
+                )
                 continue
             nested = next((c for c in cols if isinstance(obj.get(c), dict | list)), None)
             if nested is not None:  # its text would be Python's, not the sender's
@@ -331,7 +363,7 @@ def read_jsonl(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
 def read_geojson(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
     size = _size(source)
     _empty(source, size)
-    text = _decode(source.read(), spec, 1)
+    text = _decode(source.read(), spec, 1).lstrip("\ufeff")
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -1,0 +1,95 @@
+"""Feeds from other systems at the edges an outside tester found: a file-level problem is
+refused with a clear reason and nothing stored, a bad value is a reject of its row, and
+nothing unforeseen reaches the person as a trace. Both backends."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from sqlalchemy import func, select
+
+from hub import models as m
+from hub.ingest import pipeline
+from hub.ingest.pipeline import ingest
+from hub.ingest.spec import FeedError, load_spec
+from hub.live.consumer import stream_spec
+from hub.security.crypto import FieldCipher
+from hub.settings import ROOT, load_settings
+from hub.store import transaction
+from tests.bus_support import HEFEI, incident
+
+SAMPLE = (ROOT / "data/samples/standard_incidents.csv").read_bytes()
+CIPHER = FieldCipher.from_settings(load_settings())
+
+
+def _ingest(store, data: bytes, spec: str = "standard_incidents", city: str = HEFEI):
+    spec_ = (
+        stream_spec(spec.removeprefix("stream_")) if spec.startswith("stream_") else load_spec(spec)
+    )
+    return ingest(store, city_code=city, spec=spec_, source=io.BytesIO(data),
+                  source_name="edge", cipher=CIPHER)  # fmt: skip
+
+
+def _incidents(store) -> int:
+    with transaction(store) as s:
+        return s.scalar(select(func.count()).select_from(m.Incident))
+
+
+def test_lines_ending_in_cr_alone_are_refused_with_the_reason(store):
+    with pytest.raises(FeedError) as err:
+        _ingest(store, SAMPLE.replace(b"\n", b"\r"))
+    assert err.value.code == "bad_file" and "CR" in str(err.value.params)
+    assert _incidents(store) == 0
+
+
+def test_a_mapped_column_named_twice_is_refused(store):
+    lines = SAMPLE.decode("utf-8").splitlines()
+    doubled = [f"{line},{line.rsplit(',', 1)[1]}" for line in lines]
+    with pytest.raises(FeedError) as err:
+        _ingest(store, ("\n".join(doubled) + "\n").encode())
+    assert err.value.code == "duplicate_column" and err.value.params["columns"] == "summary"
+    assert _incidents(store) == 0
+
+
+def test_geojson_with_a_byte_order_mark_is_read(store):
+    data = (ROOT / "data/samples/wuhu_help_requests.geojson").read_bytes()
+    report = _ingest(store, b"\xef\xbb\xbf" + data, "wuhu_help_geojson", city="340200")
+    assert report.rows_inserted > 0
+
+
+def test_times_no_clock_holds_are_rejects_of_their_rows(store):
+    """A signed year, a year 9999 beside nanoseconds, and day-first text in a column that
+    mixes zones: each row is judged alone, in the spec's format, never guessed."""
+    lines = SAMPLE.decode("utf-8").splitlines()
+    head, rows = lines[0], lines[1:7]
+    stamps = ["-2026-11-21", "2026-11-21T11:43:00.123456789+08:00", "9999-12-31T23:59:59Z",
+              "2026-11-21T11:43:00.5Z", "05/11/2026 10:00", "2026-11-21T03:43:00+00:00"]  # fmt: skip
+    out = [head]
+    for row, stamp in zip(rows, stamps, strict=True):
+        cells = row.split(",")
+        cells[5] = stamp
+        out.append(",".join(cells))
+    report = _ingest(store, ("\n".join(out) + "\n").encode())
+    assert report.status == "done"
+    assert report.rows_inserted == 3 and report.reasons == {"bad_datetime": 2, "in_future": 1}
+
+
+def test_json_values_no_text_can_hold_are_rejects_of_their_rows(store):
+    bodies = [incident(1), incident(2).replace(b'"test 2"', b'"\\ud800"'),
+              incident(3).replace(b'"severity": 2', b'"severity": ' + b"9" * 5000)]  # fmt: skip
+    report = _ingest(store, b"\n".join(bodies) + b"\n", "stream_incidents")
+    assert report.rows_inserted == 1 and report.reasons == {"not_json": 2}
+
+
+def test_an_unforeseen_fault_is_a_refused_batch_recorded_never_a_trace(store, monkeypatch):
+    def broken(*a, **k):
+        raise NotImplementedError("something no feed should reach")
+
+    monkeypatch.setattr(pipeline, "_map", broken)
+    with pytest.raises(FeedError) as err:
+        _ingest(store, SAMPLE)
+    assert err.value.code == "ingest_failed" and "something no feed" in str(err.value)
+    with transaction(store) as s:
+        batch = s.scalars(select(m.FeedBatch).order_by(m.FeedBatch.id.desc())).first()
+    assert batch.status == "failed" and _incidents(store) == 0
