@@ -93,3 +93,47 @@ def test_an_unforeseen_fault_is_a_refused_batch_recorded_never_a_trace(store, mo
     with transaction(store) as s:
         batch = s.scalars(select(m.FeedBatch).order_by(m.FeedBatch.id.desc())).first()
     assert batch.status == "failed" and _incidents(store) == 0
+
+
+def _with(column: int, value: str) -> bytes:
+    """The sample with one column's value replaced in every row."""
+    lines = SAMPLE.decode("utf-8").splitlines()
+    out = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        cells[column] = value
+        out.append(",".join(cells))
+    return ("\n".join(out) + "\n").encode()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "code"),
+    [(11, "", "field_emptied"),  # the summaries
+     (4, "", "field_reset"),  # the status, defaulted back to open
+     (5, "2026-11-29T00:00:00+00:00", "time_collapse"),  # one stamp for every time
+     (7, "117.227000", "position_collapse")],  # one spot for every point (with 8)
+)  # fmt: skip
+def test_a_file_that_would_wipe_what_the_store_holds_is_refused(store, column, value, code):
+    first = _with(4, "closed")  # every incident stored closed
+    _ingest(store, first)
+    with transaction(store) as s:
+        before = s.execute(select(m.Incident).order_by(m.Incident.id)).scalars().all()
+        before = [(r.status, r.summary, r.ts, r.lon, r.lat) for r in before]
+    changed = _with(4, "closed") if code != "field_reset" else _with(4, "")
+    lines = changed.decode("utf-8").splitlines()
+    rows = [line.split(",") for line in lines]
+    for cells in rows[1:]:
+        cells[column] = value
+        if code == "position_collapse":
+            cells[8] = "31.820000"
+    data = ("\n".join(",".join(c) for c in rows) + "\n").encode()
+    with pytest.raises(FeedError) as err:
+        _ingest(store, data)
+    assert err.value.code == code
+    with transaction(store) as s:
+        after = s.execute(select(m.Incident).order_by(m.Incident.id)).scalars().all()
+        assert [(r.status, r.summary, r.ts, r.lon, r.lat) for r in after] == before
+    report = ingest(store, city_code=HEFEI, spec=load_spec("standard_incidents"),
+                    source=io.BytesIO(data), source_name="meant", cipher=CIPHER,
+                    accept=(code,))  # fmt: skip
+    assert report.rows_updated == len(before), "an operator who means it can accept it"

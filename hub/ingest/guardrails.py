@@ -71,6 +71,25 @@ class Watch:
     text_seen: dict[str, int] = field(default_factory=dict)
     text_bad: dict[str, int] = field(default_factory=dict)
     text_sample: dict[str, str] = field(default_factory=dict)
+    compared: int = 0  # stored records the batch compared with (its keys were known)
+    emptied: dict[str, int] = field(default_factory=dict)  # had a value, would have none
+    to_default: dict[str, tuple[int, str]] = field(default_factory=dict)  # (rows, default)
+
+    def lost(self, name: str, before: pd.Series, after: pd.Series, differs: np.ndarray,
+             default: object = None) -> None:  # fmt: skip
+        """Count the compared records whose `name` would lose its value, or go back to the
+        column's default (a blank source column filled with it), in aligned rows."""
+        had = (before.notna() & (before.astype(str) != "")).to_numpy()
+        gone = (after.isna() | (after.astype(str) == "")).to_numpy()
+        n = int((differs & had & gone).sum())
+        if n:
+            self.emptied[name] = self.emptied.get(name, 0) + n
+        if default is not None:
+            back = (after.astype(str) == str(default)).to_numpy() & differs & had
+            k = int(back.sum())
+            if k:
+                rows, _ = self.to_default.get(name, (0, ""))
+                self.to_default[name] = (rows + k, str(default))
 
     def text(self, name: str, s: pd.Series) -> None:
         """Count values of a text field that look like mojibake (Latin-1 letters, no CJK)."""
@@ -152,6 +171,15 @@ def time_findings(watch: Watch, tz: str) -> list[Finding]:
                 "datetime_formats (%d/%m or %m/%d)",
             ))  # fmt: skip
             continue
+        landed, landed_n = np.unique(new[moved], return_counts=True)
+        if int(landed_n.max()) >= MIN_SHARE * n:  # many times become one: an exporter's stamp
+            same = int(landed_n.max())
+            out.append(Finding(
+                "time_collapse", name, same,
+                f"{same} of {n} changed {name} values would all become one and the same time: "
+                "the export probably wrote one time (its own) for every record",
+            ))  # fmt: skip
+            continue
         values, counts = np.unique(delta, return_counts=True)
         top = int(counts.max())
         if top >= MIN_SHARE * n:
@@ -180,6 +208,16 @@ def position_findings(watch: Watch) -> list[Finding]:
     n = int(moved.sum())
     if n < MIN_ROWS:
         return []
+    spots, spot_n = np.unique(np.round(arr[moved][:, 2:4], 5), axis=0, return_counts=True)
+    if int(spot_n.max()) >= MIN_SHARE * n:  # many points become one: a default position
+        same = int(spot_n.max())
+        lon, lat = (float(v) for v in spots[spot_n.argmax()])
+        return [Finding(
+            "position_collapse", "lon,lat", same,
+            f"{same} of {n} moved points would all land on one spot ({lon:.5f}, {lat:.5f}): "
+            "the export probably wrote a default position (a city centre) for every record",
+            {"lon": round(lon, 5), "lat": round(lat, 5)},
+        )]  # fmt: skip
     mx, my = float(np.median(dx[moved])), float(np.median(dy[moved]))
     length = float(np.hypot(mx, my))
     if length < MIN_SHIFT_M:
@@ -195,6 +233,28 @@ def position_findings(watch: Watch) -> list[Finding]:
         "the coordinate system is probably wrong (crs: wgs84, gcj02 or bd09)",
         {"metres": round(length), "bearing": round(bearing)},
     )]  # fmt: skip
+
+
+def loss_findings(watch: Watch) -> list[Finding]:
+    """A field most compared records would lose, or see go back to its default: a column
+    left empty or out of the file, overwriting what the store holds."""
+    out, n = [], watch.compared
+    for name, lost in watch.emptied.items():
+        if lost >= MIN_ROWS and lost >= MIN_SHARE * n:
+            out.append(Finding(
+                "field_emptied", name, lost,
+                f"{lost} of {n} stored records would lose their {name}: the column is "
+                "probably empty or missing in this file", {"compared": n},
+            ))  # fmt: skip
+    for name, (back, default) in watch.to_default.items():
+        if back >= MIN_ROWS and back >= MIN_SHARE * n:
+            out.append(Finding(
+                "field_reset", name, back,
+                f"{back} of {n} stored records would have their {name} set back to the "
+                f"default {default!r}: the column is probably empty or missing in this file",
+                {"compared": n, "value": default},
+            ))  # fmt: skip
+    return out
 
 
 def encoding_findings(watch: Watch, encoding: str) -> list[Finding]:

@@ -1174,7 +1174,11 @@ class _Run:
                  per_field: dict) -> None:  # fmt: skip
         """Count changed fields, feed the guardrails, keep a dry run's before/after samples."""
         ds = self.ds
+        self.guard.compared += len(known)
         for c, (diff, before, after) in per_field.items():
+            if c in ds.fields:  # a field's value emptied, or set back to its default
+                self.guard.lost(c, before.reset_index(drop=True), after.reset_index(drop=True),
+                                diff, self.check.defaults.get(c))  # fmt: skip
             name = _field_name(ds, c)
             self.tally.changed_fields[name] += int(diff.sum())
             if not self.dry_run or name != c:  # identifiers: a blind index, never shown
@@ -1590,6 +1594,7 @@ def _judge(report: BatchReport, run: _Run, spec: Spec, accept: frozenset[str]) -
     findings = [
         *guardrails.time_findings(run.guard, spec.local_zone),
         *guardrails.position_findings(run.guard),
+        *guardrails.loss_findings(run.guard),
         *guardrails.encoding_findings(run.guard, spec.encoding),
         *guardrails.reject_findings(
             t.read, t.duplicate, t.rejected, spec.max_reject_share, report.reasons
