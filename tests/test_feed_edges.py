@@ -137,3 +137,18 @@ def test_a_file_that_would_wipe_what_the_store_holds_is_refused(store, column, v
                     source=io.BytesIO(data), source_name="meant", cipher=CIPHER,
                     accept=(code,))  # fmt: skip
     assert report.rows_updated == len(before), "an operator who means it can accept it"
+
+
+@pytest.mark.parametrize("cut", ['"未闭合的引号', '"第一行\n第二行"'])
+def test_a_value_that_spans_lines_is_refused_not_stored_as_one(store, cut):
+    """A quote left open swallowed every line after it into one summary; a quoted line
+    break shifted the line numbers of every later row. Values cannot span lines: the
+    file is refused at the line where it happens."""
+    lines = SAMPLE.decode("utf-8").splitlines()
+    cells = lines[6].split(",")
+    cells[11] = cut
+    lines[6] = ",".join(cells)
+    with pytest.raises(FeedError) as err:
+        _ingest(store, ("\n".join(lines) + "\n").encode())
+    assert err.value.code == "line_break_in_value" and err.value.params["line"] == 7
+    assert _incidents(store) == 0

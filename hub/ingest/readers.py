@@ -23,6 +23,7 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from hub.ingest.spec import FeedError, Spec
@@ -174,6 +175,16 @@ def _line_numbers(lines: list[bytes], first: int, bad: list[str], spec: Spec) ->
     return np.array(ok, dtype=np.int64), refused
 
 
+def _line_break_row(table: pa.Table) -> int | None:
+    """The first row of which a value holds a line break, or None."""
+    first = None
+    for col in table.columns:
+        hit = pc.index(pc.match_substring(col, "\n"), True).as_py()
+        if hit >= 0 and (first is None or hit < first):
+            first = hit
+    return first
+
+
 def read_csv(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
     size = _size(source)
     _empty(source, size)
@@ -228,6 +239,11 @@ def read_csv(source: BinaryIO, spec: Spec) -> Iterator[Chunk]:
             rows, refused = _line_numbers(lines, line, [b[0] for b in bad], spec)
         else:
             rows, refused = np.arange(line, line + len(lines), dtype=np.int64), []
+        broken = _line_break_row(table)
+        if broken is not None:  # a quote left open swallows the lines after it
+            at = int(rows[min(broken, len(rows) - 1)]) if len(rows) else line
+            raise FeedError("line_break_in_value", f"line {at}: a value holds a line break "
+                            "(a quote left open?); a value cannot span lines", line=at)  # fmt: skip
         problems = [
             ReadProblem(n, raw[:MAX_RAW], "field_count", {"expected": exp, "actual": act})
             for n, (raw, exp, act) in zip(refused, bad, strict=False)
