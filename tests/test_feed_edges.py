@@ -152,3 +152,43 @@ def test_a_value_that_spans_lines_is_refused_not_stored_as_one(store, cut):
         _ingest(store, ("\n".join(lines) + "\n").encode())
     assert err.value.code == "line_break_in_value" and err.value.params["line"] == 7
     assert _incidents(store) == 0
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])
+def test_excel_unicode_text_is_read(store, encoding):
+    """Excel's "Unicode text" export: tab-separated UTF-16 (with a byte-order mark when
+    the spec says utf-16). Its lines are read as any other file's, line numbers included."""
+    from hub.ingest.spec import parse_spec
+
+    text = (ROOT / "data/specs/standard_incidents.toml").read_text(encoding="utf-8")
+    spec = parse_spec(
+        text.replace('encoding = "utf-8"', f'encoding = "{encoding}"\ndelimiter = "\\t"')
+    )
+    rows = SAMPLE.decode("utf-8").replace(",", "\t").splitlines()
+    rows[3] = rows[3].replace("\ttheft\t", "\tteleport\t")
+    report = ingest(store, city_code=HEFEI, spec=spec, source=io.BytesIO(
+        ("\r\n".join(rows) + "\r\n").encode(encoding)), source_name="unicode.txt", cipher=CIPHER)  # fmt: skip
+    assert report.rows_inserted == len(rows) - 2 and report.reasons == {"unknown_code": 1}
+    with transaction(store) as s:
+        line = s.scalar(select(m.FeedReject.row_number))
+    assert line == 4
+
+
+def test_every_field_a_batch_can_report_changed_has_a_name_in_both_languages():
+    """ "Fields changed", a dry run's before/after and a reject's reason name the field in
+    the reader's language, on the Feeds page (the standard's names) and in the CLI:
+    every compared column of every dataset, the H3 cells too."""
+    from hub.cli_text import catalogue as cli_catalogue
+    from hub.ingest.datasets import DATASETS, dataset
+    from hub.ingest.pipeline import _field_name, _table_columns
+    from ui.feeds import reason_line
+    from ui.i18n import catalogue
+
+    names = {_field_name(dataset(n), col) for n in DATASETS for col in _table_columns(dataset(n))
+             if col not in ("created_at", "updated_at", "source_batch_id")
+             and not col.endswith("_enc")}  # fmt: skip
+    ui, cli = catalogue(), cli_catalogue()
+    assert not [n for n in names if not any(k in ui for k in (f"sd_field_{n}", f"field_{n}"))]
+    assert not [n for n in names if f"field_{n}" not in cli]
+    line = reason_line([{"code": "bad_plate", "field": "plate", "value": "X1"}])
+    assert "plate" not in line and "X1" in line, line

@@ -70,6 +70,7 @@ SAFE_CALLS = {
     "t", "plain", "error_text", "local_time", "kpi_delta", "minutes", "level_label",
     "unit_label", "status_label", "label", "len", "int", "sum", "feed_label",
     "notice_text", "_scope_text",  # ui/notices.py, ui/watch.py: catalogue, names, `plain`
+    "field_label",  # ui/standard_view.py: the catalogue (every compared field has a name)
 }  # fmt: skip
 # Locals built only from the catalogue, code tables, numbers or `plain` (each checked by
 # reading the code), and names of numbers and ids.

@@ -12,6 +12,7 @@ from hub.security.errors import HubError
 from hub.security.watermark import safe_csv
 from ui.errors import show_error
 from ui.i18n import catalogue, t
+from ui.standard_view import field_label
 from ui.tables import LOCAL_TZ, localise, record_table
 from ui.text import plain
 
@@ -63,7 +64,7 @@ def reason_line(reasons: list[dict]) -> str:
     """A rejected row's reasons as one line of sentences."""
     out = []
     for r in reasons:
-        shown = {**r, "field": label("field_", r["field"])} if r.get("field") else r
+        shown = {**r, "field": field_label("", r["field"])} if r.get("field") else r
         try:
             out.append(t(f"rej_{r['code']}", **shown))
         except KeyError:  # a code the catalogue does not know yet
@@ -150,7 +151,7 @@ def rejects_table(hub, principal, batch_id: int) -> None:
 
 def finding_line(finding: dict) -> str:
     """A guardrail finding as a sentence (the hub's English one for a code not known)."""
-    fields = [label("field_", f) for f in str(finding.get("field") or "").split(",") if f]
+    fields = [field_label("", f) for f in str(finding.get("field") or "").split(",") if f]
     shown = {**finding, **finding.get("params", {}), "field": "、".join(fields)}
     try:
         return t(f"fd_finding_{finding['code']}", **shown)
@@ -199,14 +200,14 @@ def preview_view(report) -> None:
     for f in report.findings:
         (st.warning if f.get("accepted") else st.error)(finding_line(f))
     changes = [
-        {"field": label("field_", name), "source_id": x["source_id"], "before": x["before"],
+        {"field": field_label("", name), "source_id": x["source_id"], "before": x["before"],
          "after": x["after"], "records": report.changed_fields.get(name, 0)}
         for name, samples in report.preview.get("changes", {}).items() for x in samples
     ]  # fmt: skip
     if report.changed_fields:
         st.subheader(t("fd_preview_changes"))
         st.caption(
-            ", ".join(f"{label('field_', k)} {v:,}" for k, v in report.changed_fields.items())
+            ", ".join(f"{field_label('', k)} {v:,}" for k, v in report.changed_fields.items())
         )
         if changes:
             frame = pd.DataFrame(changes)

@@ -11,9 +11,12 @@ CSV and JSON Lines hold one record per line (no line breaks inside quoted values
 
 from __future__ import annotations
 
+import codecs
 import csv
+import dataclasses
 import io
 import json
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -548,8 +551,31 @@ def read_chunks(source: BinaryIO, spec: Spec, limits: Limits = Limits()) -> Iter
     if spec.format == "xlsx":
         chunks = read_xlsx(source, spec, limits)
     else:
+        source, spec = _as_utf8(source, spec)
         chunks = READERS[spec.format](source, spec)
     return _counted(chunks, limits.max_rows)
+
+
+def _as_utf8(source: BinaryIO, spec: Spec) -> tuple[BinaryIO, Spec]:
+    """A UTF-16 or UTF-32 file (Excel's "Unicode text") as UTF-8: the readers split lines
+    on the byte of a line break, which these encodings do not have. Other files as they
+    are."""
+    name = codecs.lookup(spec.encoding).name
+    if not name.startswith(("utf-16", "utf-32")):
+        return source, spec
+    out = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 - returned open
+    reader = codecs.getreader(spec.encoding)(source, errors="strict")
+    lines = 1
+    source.seek(0)
+    try:
+        while block := reader.read(1 << 20):
+            out.write(block.encode("utf-8"))
+            lines += block.count("\n")
+    except UnicodeDecodeError:
+        raise FeedError("bad_encoding", f"line {lines} is not valid {spec.encoding}: is the "
+                        "file in another encoding?", encoding=spec.encoding, line=lines) from None  # fmt: skip
+    out.seek(0)
+    return out, dataclasses.replace(spec, encoding="utf-8")
 
 
 def _counted(chunks: Iterator[Chunk], limit: int) -> Iterator[Chunk]:
