@@ -148,7 +148,7 @@ def _batch_costs(engine, cams, rng, sizes=BATCH_SIZES, repeats=BATCH_REPEATS) ->
     for n in sizes:
         times = []
         for k in range(repeats + 1):  # the first untimed
-            bodies = [body for _, body, _ in _reads(n, {c: cams[c] for c in CITIES[:1]}, rng,
+            bodies = [body for _, body, _ in _reads(n, cams, rng,
                                                    cities=CITIES[:1], tag=f"M{n}-{k}-")]  # fmt: skip
             started = time.perf_counter()
             ingest(engine, city_code=CITIES[0], spec=spec, source=io.BytesIO(jsonl(bodies)),

@@ -60,7 +60,7 @@ from hub.ingest import guardrails
 from hub.ingest.datasets import LINE_VALUES, Dataset, dataset
 from hub.ingest.history import VERSIONS, previous_json, version_frame
 from hub.ingest.readers import LAT, LON, Chunk, Limits, read_chunks
-from hub.ingest.spec import STATUS_CODES, FeedError, Spec
+from hub.ingest.spec import EPOCH_FORMATS, STATUS_CODES, FeedError, Spec
 from hub.security import audit
 from hub.security.crypto import FieldCipher
 from hub.security.masking import mask_id_number, mask_phone
@@ -261,7 +261,7 @@ def _parse_times(s: pd.Series, fmt: str, tz: str) -> pd.Series:
     # "now" and "today" are words pandas reads as the clock's time: never a record's; a
     # signed (expanded) year is no record's either, and pandas cannot hold most of them.
     present = (s != "") & ~s.isin(_CLOCK_WORDS) & ~s.str.startswith(("-", "+"))
-    if fmt in ("epoch_s", "epoch_ms"):
+    if fmt in EPOCH_FORMATS:
         num = pd.to_numeric(s.where(present), errors="coerce")
         return pd.to_datetime(
             num, unit="s" if fmt == "epoch_s" else "ms", utc=True, errors="coerce"
@@ -378,14 +378,15 @@ def _validate(std: pd.DataFrame, spec: Spec, ds: Dataset, now: datetime,
                 bad |= present & (num.notna() & (num != num.round())).to_numpy()
             p.add(bad & ~not_code, "not_integer" if f.kind == "int" else "not_number", name, s)
             if f.kind == "int":  # a whole number the column cannot hold (1e20, 2**40)
-                big = present & ~bad & (num.abs() > _int_limit(ds, name)).to_numpy()
-                p.add(big & ~not_code, "out_of_range", name, s, limit=_int_limit(ds, name))
+                limit = _int_limit(ds, name)
+                big = present & ~bad & (num.abs() > limit).to_numpy()
+                p.add(big & ~not_code, "out_of_range", name, s, limit=limit)
                 bad |= big
             typed[name] = num.where(~bad).round().astype("Int64") if f.kind == "int" else num
         elif f.kind in ("datetime", "date"):
             fmt = spec.datetime_formats.get(name, "ISO8601")
             zoneless = np.zeros(len(s), dtype=bool)
-            if spec.zone_required and fmt not in ("epoch_s", "epoch_ms"):
+            if spec.zone_required and fmt not in EPOCH_FORMATS:
                 zoneless = present & ~s.str.contains(_ZONE, na=False).to_numpy()
                 p.add(zoneless, "no_zone", name, s)
             ts = _parse_times(s.where(~zoneless, ""), fmt, spec.local_zone)

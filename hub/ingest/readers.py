@@ -100,13 +100,12 @@ def _decode(data: bytes, spec: Spec, first_line: int) -> str:
     try:
         return data.decode(spec.encoding)
     except UnicodeDecodeError as exc:
-        line = first_line + data.count(b"\n", 0, exc.start)
-        raise FeedError(
-            "bad_encoding",
-            f"line {line} is not valid {spec.encoding}: is the file in another encoding?",
-            encoding=spec.encoding,
-            line=line,
-        ) from None
+        raise _bad_encoding(spec.encoding, first_line + data.count(b"\n", 0, exc.start)) from None
+
+
+def _bad_encoding(encoding: str, line: int) -> FeedError:
+    return FeedError("bad_encoding", f"line {line} is not valid {encoding}: is the file in "
+                     "another encoding?", encoding=encoding, line=line)  # fmt: skip
 
 
 def _check_header(
@@ -572,8 +571,7 @@ def _as_utf8(source: BinaryIO, spec: Spec) -> tuple[BinaryIO, Spec]:
             out.write(block.encode("utf-8"))
             lines += block.count("\n")
     except UnicodeDecodeError:
-        raise FeedError("bad_encoding", f"line {lines} is not valid {spec.encoding}: is the "
-                        "file in another encoding?", encoding=spec.encoding, line=lines) from None  # fmt: skip
+        raise _bad_encoding(spec.encoding, lines) from None
     out.seek(0)
     return out, dataclasses.replace(spec, encoding="utf-8")
 

@@ -62,7 +62,8 @@ _KEYS = {
     "datetime_formats", "constants", "description", "header_row", "else", "max_reject_share",
 }  # fmt: skip
 MAX_HEADER_ROW = 100
-SPECIAL_FORMATS = ("ISO8601", "epoch_s", "epoch_ms")
+EPOCH_FORMATS = ("epoch_s", "epoch_ms")  # times as seconds or milliseconds since 1970, UTC
+SPECIAL_FORMATS = ("ISO8601", *EPOCH_FORMATS)
 # Values the store allows for coded fields without a code table (their status).
 STATUS_CODES = {
     ("incidents", "status"): ("open", "handling", "closed"),
@@ -326,7 +327,7 @@ def _explicit(raw: dict, ds, columns: dict, formats: dict, point_from_geometry: 
     coordinate system where it maps points: a default silently taken is how a feed's
     times move by eight hours and its points by half a kilometre."""
     zoned = [n for n in columns if ds.fields[n].kind == "datetime"
-             and formats.get(n, "ISO8601") not in ("epoch_s", "epoch_ms")]  # fmt: skip
+             and formats.get(n, "ISO8601") not in EPOCH_FORMATS]  # fmt: skip
     if zoned and "timezone" not in raw:
         raise _bad(f"no timezone: the times of {', '.join(zoned)} need one (e.g. timezone = "
                    '"Asia/Shanghai", or "UTC" for times that carry their zone)',
